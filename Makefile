@@ -1,0 +1,47 @@
+# pitwall: every target is one line a newcomer can read. Run from the repository root.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DBT := $(BIN)/dbt --no-use-colors
+DBT_ARGS := --project-dir dbt_project --profiles-dir .
+
+.PHONY: setup venv data build test lint docs docs-serve sql bench clean
+
+setup: venv data build          ## environment, raw data, warehouse
+
+venv: $(BIN)/.installed         ## virtual environment from pyproject.toml
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+data:                           ## load raw CSVs from $$PITWALL_DATA_SOURCE (folder, zip or URL)
+	$(BIN)/python scripts/load_data.py
+
+build:                          ## dbt build into a fresh file, swapped in only if everything passes
+	$(BIN)/python scripts/build_warehouse.py
+
+test: lint                      ## every test: ruff, dbt parse, pytest (loader, dbt build, point-in-time)
+	$(BIN)/pytest
+
+lint:                           ## ruff and dbt's deprecation check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(DBT) parse $(DBT_ARGS) --show-all-deprecations --warn-error
+
+docs:                           ## dbt docs (lineage from raw CSVs to the model); serve with `make docs-serve`
+	$(DBT) docs generate $(DBT_ARGS)
+
+docs-serve: docs
+	$(DBT) docs serve $(DBT_ARGS) --host 127.0.0.1 --port 8080
+
+sql:                            ## make sql Q="select ..." runs read-only SQL on the warehouse
+	$(BIN)/python scripts/sql.py "$(Q)"
+
+bench:                          ## timings of dbt build and of the feature SQL
+	$(BIN)/python -m scripts.bench_features
+
+clean:                          ## remove the warehouse, dbt artefacts and caches (keeps raw data)
+	rm -rf pitwall.duckdb pitwall.duckdb.wal dbt_project/target dbt_project/logs .pytest_cache

@@ -1,0 +1,42 @@
+"""Shared fixtures: the real Ergast data loaded once, and a warehouse built from it once."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from scripts.build_warehouse import build
+from scripts.load_data import load
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_F1 = REPO_ROOT.parent / "shared" / "data" / "f1"
+
+
+def require_shared_data() -> Path:
+    if not (SHARED_F1 / "races.csv").exists():
+        pytest.skip(f"real data not found at {SHARED_F1}")
+    return SHARED_F1
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="session")
+def real_raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real data, validated and placed by the project's loader."""
+    raw_dir = tmp_path_factory.mktemp("raw") / "ergast"
+    load(str(require_shared_data()), raw_dir, log=lambda _line: None)
+    return raw_dir
+
+
+@pytest.fixture(scope="session")
+def real_warehouse(tmp_path_factory: pytest.TempPathFactory, real_raw_dir: Path) -> Path:
+    """A full `dbt build` (models, seeds, data and unit tests) on the real data."""
+    folder = tmp_path_factory.mktemp("warehouse")
+    warehouse = folder / "pitwall.duckdb"
+    build(warehouse, real_raw_dir, target_path=folder / "target")
+    return warehouse

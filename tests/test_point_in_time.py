@@ -1,0 +1,146 @@
+"""Point-in-time correctness on the real data: a feature of race N may use only races before N.
+
+The warehouse is rebuilt from data truncated after a cutoff race (results, sprints, qualifying
+and standings of later races removed; the calendar kept, as it is published in advance). Every
+row of every race up to the cutoff must be identical to the full build: if any feature looked
+at a later race, truncation would change it.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from scripts.build_warehouse import SKIP_TESTS, build
+from scripts.load_data import load
+
+pytestmark = pytest.mark.slow
+
+TRUNCATED_TABLES = (
+    "results",
+    "sprint_results",
+    "qualifying",
+    "driver_standings",
+    "constructor_standings",
+)
+
+# Mid-season, a season's last race, an early-1980s mid-season race, a sprint-era race.
+CUTOFFS = [(2025, 10), (2024, 24), (1982, 7), (2023, 6)]
+
+# Features that depend only on the entity's own history, so an upcoming-race row must equal the
+# row the same driver gets once the race has happened (the entrant list may differ, so
+# championship position, grid size and team composition are not compared).
+HISTORY_ONLY_FEATURES = [
+    "driver_podium_rate_3",
+    "driver_podium_rate_5",
+    "driver_podium_rate_10",
+    "driver_season_podium_rate",
+    "driver_experience",
+    "driver_circuit_podium_rate",
+    "driver_circuit_visits",
+    "season_points_before_race",
+    "driver_age_years",
+    "regulation_era",
+    "circuit_type",
+    "is_home_race",
+]
+
+
+def truncated_source(raw_dir: Path, destination: Path, cutoff: tuple[int, int]) -> Path:
+    destination.mkdir()
+    with (raw_dir / "races.csv").open(newline="", encoding="utf-8") as handle:
+        kept_races = {
+            row["raceId"]
+            for row in csv.DictReader(handle)
+            if (int(row["year"]), int(row["round"])) <= cutoff
+        }
+    for path in raw_dir.glob("*.csv"):
+        if path.stem not in TRUNCATED_TABLES:
+            shutil.copyfile(path, destination / path.name)
+            continue
+        with (
+            path.open(newline="", encoding="utf-8") as source,
+            (destination / path.name).open("w", newline="", encoding="utf-8") as target,
+        ):
+            reader = csv.reader(source)
+            writer = csv.writer(target, lineterminator="\n")
+            header = next(reader)
+            race_column = header.index("raceId")
+            writer.writerow(header)
+            writer.writerows(row for row in reader if row[race_column] in kept_races)
+    return destination
+
+
+@pytest.mark.parametrize("cutoff", CUTOFFS, ids=[f"{y}-r{r}" for y, r in CUTOFFS])
+def test_features_do_not_change_when_later_races_are_removed(
+    cutoff: tuple[int, int], real_raw_dir: Path, real_warehouse: Path, tmp_path: Path
+) -> None:
+    source = truncated_source(real_raw_dir, tmp_path / "source", cutoff)
+    raw_dir = tmp_path / "raw"
+    load(str(source), raw_dir)
+    truncated = tmp_path / "truncated.duckdb"
+    build(truncated, raw_dir, extra_args=SKIP_TESTS, target_path=tmp_path / "target")
+
+    year, round_ = cutoff
+    with duckdb.connect() as connection:
+        connection.execute(f"attach '{real_warehouse}' as full_build (read_only)")
+        connection.execute(f"attach '{truncated}' as truncated_build (read_only)")
+        columns = [
+            name
+            for (name,) in connection.execute(
+                "select column_name from information_schema.columns "
+                "where table_catalog = 'full_build' and table_name = 'podium_features' "
+                "order by ordinal_position"
+            ).fetchall()
+        ]
+        past = f"(year < {year} or (year = {year} and round <= {round_}))"
+        [(full_rows,)] = connection.execute(
+            f"select count(*) from full_build.podium_features where {past}"
+        ).fetchall()
+        [(truncated_rows,)] = connection.execute(
+            f"select count(*) from truncated_build.podium_features where {past}"
+        ).fetchall()
+        assert truncated_rows == full_rows > 0
+
+        differing = connection.execute(
+            f"""
+            select * from (select * from full_build.podium_features where {past})
+            except
+            select * from (select * from truncated_build.podium_features where {past})
+            """
+        ).fetchall()
+        assert differing == [], (
+            f"{len(differing)} rows differ, e.g. {dict(zip(columns, differing[0], strict=True))}"
+        )
+
+        # The race after the cutoff is now the upcoming one: its rows carry no target, and each
+        # history-only feature equals what the full build computes for that driver in that race.
+        [(upcoming_rows, upcoming_targets)] = connection.execute(
+            "select count(*), count(podium) from truncated_build.podium_features where is_upcoming"
+        ).fetchall()
+        assert upcoming_rows > 0
+        assert upcoming_targets == 0
+        feature_list = ", ".join(HISTORY_ONLY_FEATURES)
+        mismatched = connection.execute(
+            f"""
+            select race_id, driver_id, {feature_list}
+            from truncated_build.podium_features where is_upcoming
+            except
+            select race_id, driver_id, {feature_list} from full_build.podium_features
+            """
+        ).fetchall()
+        [(matched,)] = connection.execute(
+            """
+            select count(*) from truncated_build.podium_features as upcoming
+            inner join full_build.podium_features as actual
+                on upcoming.race_id = actual.race_id and upcoming.driver_id = actual.driver_id
+            where upcoming.is_upcoming
+            """
+        ).fetchall()
+        # Entrants who did not race after all have no counterpart; everyone who did must match.
+        assert matched > 0
+        assert len(mismatched) == upcoming_rows - matched
