@@ -34,7 +34,7 @@ def test_one_row_per_past_entry_and_no_duplicates(real_warehouse: Path) -> None:
     results = read_csv_rows(require_shared_data() / "results.csv")
     entries = {(row["raceId"], row["driverId"]) for row in results}
     # Shared drives (1950s) put one driver in several cars of a race: one entry each.
-    assert len(results) - len(entries) == sum(1 for _ in results) - len(entries) > 0
+    assert len(results) > len(entries)
 
     [(past_rows, distinct_pairs)] = query(
         real_warehouse,
