@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DBT := $(BIN)/dbt --no-use-colors
 DBT_ARGS := --project-dir dbt_project --profiles-dir .
 
-.PHONY: setup venv data build test lint docs docs-serve sql bench clean
+.PHONY: setup venv data build test lint docs docs-serve sql bench train mlflow-ui clean
 
 setup: venv data build          ## environment, raw data, warehouse
 
@@ -40,8 +40,15 @@ docs-serve: docs
 sql:                            ## make sql Q="select ..." runs read-only SQL on the warehouse
 	$(BIN)/python scripts/sql.py "$(Q)"
 
-bench:                          ## timings of dbt build and of the feature SQL
+bench:                          ## timings: dbt build, feature SQL, training CV
 	$(BIN)/python -m scripts.bench_features
+	$(BIN)/python -m scripts.bench_train
+
+train:                          ## rolling CV + baselines + holdout, tracked in MLflow (see --help)
+	$(BIN)/python train.py
+
+mlflow-ui:                      ## browse runs at http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns.db --host 127.0.0.1 --port 5000
 
 clean:                          ## remove the warehouse, dbt artefacts and caches (keeps raw data)
 	rm -rf pitwall.duckdb pitwall.duckdb.wal dbt_project/target dbt_project/logs .pytest_cache

@@ -40,3 +40,9 @@ def real_warehouse(tmp_path_factory: pytest.TempPathFactory, real_raw_dir: Path)
     warehouse = folder / "pitwall.duckdb"
     build(warehouse, real_raw_dir, target_path=folder / "target")
     return warehouse
+
+
+@pytest.fixture(scope="session")
+def real_manifest(real_warehouse: Path) -> Path:
+    """dbt's manifest of the build above: it declares the feature list."""
+    return real_warehouse.parent / "target" / "manifest.json"

@@ -1,0 +1,355 @@
+"""`python train.py`: rolling-season CV of the podium model and its baselines, tracked in MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from models_py.config import (
+    DEFAULT_ARTIFACT_ROOT,
+    TrainConfig,
+    default_dbt_manifest,
+    default_raw_dir,
+    default_tracking_uri,
+    default_warehouse,
+)
+from models_py.dataset import DatasetError, FeatureData, load_feature_spec, read_features
+from models_py.evaluation import FoldDataError, FoldResult, fit_and_score, summarize
+from models_py.folds import Fold, FoldError, rolling_folds, window_before
+from models_py.metrics import METRIC_NAMES
+from models_py.modelling import (
+    LightGBMModel,
+    LogisticModel,
+    PodiumModel,
+    RuleModel,
+)
+from models_py.tracking import (
+    common_tags,
+    configure,
+    log_cv_artifacts,
+    log_dataset,
+    log_fold_run,
+    log_lightgbm_model,
+    log_params,
+)
+
+PYFUNC_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    make: Callable[[], PodiumModel]
+    description: str
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description=(
+            "Train and evaluate the podium model on podium_features with rolling-season "
+            "cross-validation (train on W seasons, validate on the next), score the holdout "
+            "season, and track everything in MLflow together with three baselines."
+        ),
+    )
+    parser.add_argument(
+        "--window", type=int, default=10, help="training seasons per fold (default 10)"
+    )
+    parser.add_argument(
+        "--first-cv-season", type=int, default=2001, help="first validation season (default 2001)"
+    )
+    parser.add_argument(
+        "--last-cv-season", type=int, default=2024, help="last validation season (default 2024)"
+    )
+    parser.add_argument(
+        "--test-season",
+        type=int,
+        default=2025,
+        help="holdout season, never seen by CV (default 2025)",
+    )
+    parser.add_argument(
+        "--experiment",
+        default="pitwall-podium",
+        help="MLflow experiment name (default pitwall-podium)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)",
+    )
+    parser.add_argument(
+        "--artifact-root",
+        type=Path,
+        default=DEFAULT_ARTIFACT_ROOT,
+        help="artifact folder for new experiments on a local store (default ./mlartifacts)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=42, help="random seed for every model (default 42)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="LightGBM threads, fixed for determinism (default 2)"
+    )
+    parser.add_argument(
+        "--scale-pos-weight",
+        type=float,
+        default=None,
+        help="LightGBM scale_pos_weight (default: negatives / positives of each training fold)",
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="skip the three baseline runs")
+    parser.add_argument(
+        "--warehouse",
+        type=Path,
+        default=None,
+        help="DuckDB file (default: $PITWALL_DUCKDB or ./pitwall.duckdb)",
+    )
+    parser.add_argument(
+        "--dbt-manifest",
+        type=Path,
+        default=None,
+        help="dbt manifest declaring the feature list (default dbt_project/target/manifest.json)",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        warehouse=(args.warehouse or default_warehouse()).resolve(),
+        dbt_manifest=(args.dbt_manifest or default_dbt_manifest()).resolve(),
+        raw_dir=default_raw_dir().resolve(),
+        window=args.window,
+        first_cv_season=args.first_cv_season,
+        last_cv_season=args.last_cv_season,
+        test_season=args.test_season,
+        experiment=args.experiment,
+        tracking_uri=args.tracking_uri or default_tracking_uri(),
+        artifact_root=args.artifact_root,
+        seed=args.seed,
+        threads=args.threads,
+        scale_pos_weight=args.scale_pos_weight,
+        baselines=not args.no_baselines,
+    )
+
+
+def candidates(config: TrainConfig, data: FeatureData) -> list[Candidate]:
+    categorical = list(data.spec.categorical)
+
+    def podium_model() -> LightGBMModel:
+        return LightGBMModel(
+            categorical=categorical,
+            seed=config.seed,
+            threads=config.threads,
+            scale_pos_weight=config.scale_pos_weight,
+        )
+
+    model = Candidate("lgbm", podium_model, "LightGBM, project defaults")
+    if not config.baselines:
+        return [model]
+    return [
+        Candidate("baseline_rule", RuleModel, "driver_podium_rate_10 as the probability"),
+        Candidate(
+            "baseline_logistic",
+            lambda: LogisticModel(
+                numeric=list(data.spec.numeric), categorical=categorical, seed=config.seed
+            ),
+            "logistic regression, imputed and scaled",
+        ),
+        Candidate(
+            "baseline_lgbm_default",
+            lambda: LightGBMModel(
+                categorical=categorical,
+                seed=config.seed,
+                threads=config.threads,
+                hyperparameters={},
+                scale_pos_weight=1.0,
+                name="baseline_lgbm_default",
+            ),
+            "LightGBM, library default parameters",
+        ),
+        model,
+    ]
+
+
+def cross_validate(candidate: Candidate, data: FeatureData, folds: list[Fold]) -> list[FoldResult]:
+    results: list[FoldResult] = []
+    started = time.perf_counter()
+    for index, fold in enumerate(folds, start=1):
+        result = fit_and_score(candidate.make, data, fold)
+        results.append(result)
+        print(
+            f"  {candidate.name:<22} fold {index:>2}/{len(folds)} {fold.describe()}: "
+            f"brier {result.metrics['brier']:.4f} auc {result.metrics['auc']:.3f} "
+            f"({result.seconds:.1f} s, {time.perf_counter() - started:.0f} s elapsed)",
+            flush=True,
+        )
+    return results
+
+
+def run_params(
+    config: TrainConfig, data: FeatureData, folds: list[Fold], model: PodiumModel
+) -> dict:
+    return {
+        **{f"model.{key}": value for key, value in model.params().items()},
+        "model": model.name,
+        "features": ",".join(data.features),
+        "categorical_features": ",".join(data.spec.categorical),
+        "window": config.window,
+        "cv_valid_seasons": ",".join(str(fold.valid_year) for fold in folds),
+        "test_season": config.test_season,
+        "seed": config.seed,
+    }
+
+
+def lift(summary: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
+    return {
+        "cv_brier_lift_vs_rule": reference["cv_brier_mean"] - summary["cv_brier_mean"],
+        "cv_auc_lift_vs_rule": summary["cv_auc_mean"] - reference["cv_auc_mean"],
+    }
+
+
+def check_pyfunc(model_uri: str, model: LightGBMModel, features: pd.DataFrame) -> float:
+    reloaded = mlflow.pyfunc.load_model(model_uri)
+    difference = float(
+        np.max(np.abs(np.asarray(reloaded.predict(features)) - model.predict_proba(features)))
+    )
+    if difference > PYFUNC_TOLERANCE:
+        raise RuntimeError(
+            f"the logged model does not reproduce the booster (max |diff| {difference:.2e})"
+        )
+    return difference
+
+
+def train_candidate(
+    candidate: Candidate,
+    config: TrainConfig,
+    data: FeatureData,
+    folds: list[Fold],
+    holdout_fold: Fold,
+    tags: dict[str, str],
+    rule_summary: dict[str, float] | None,
+) -> dict[str, float]:
+    print(f"{candidate.name}: {candidate.description}", flush=True)
+    is_podium_model = candidate.name == "lgbm"
+    run_name = (
+        f"{candidate.name} w{config.window} cv{folds[0].valid_year}-{folds[-1].valid_year} "
+        f"test{config.test_season}"
+    )
+    with mlflow.start_run(run_name=run_name, tags={**tags, "pitwall.role": candidate.name}):
+        results = cross_validate(candidate, data, folds)
+        holdout = fit_and_score(candidate.make, data, holdout_fold)
+        params = run_params(config, data, folds, holdout.model)
+        log_params(params)
+        summary = summarize(results)
+        reference = summary if candidate.name == "baseline_rule" else rule_summary
+        if reference is not None:
+            summary |= lift(summary, reference)
+        summary |= {f"holdout_{name}": value for name, value in holdout.metrics.items()}
+        mlflow.log_metrics(summary)
+        if is_podium_model:
+            fold_params = {"model": params["model"], "window": config.window}
+            for result in results:
+                log_fold_run(result, fold_params)
+        else:
+            for result in results:
+                mlflow.log_metrics(
+                    {f"fold_{name}": value for name, value in result.metrics.items()},
+                    step=result.fold.valid_year,
+                )
+        final_model = holdout.model if isinstance(holdout.model, LightGBMModel) else None
+        log_cv_artifacts(results, holdout, final_model)
+        if is_podium_model and final_model is not None:
+            training = data.seasons(holdout_fold.train_years)
+            training = training[~training["is_upcoming"]]
+            log_dataset(
+                data,
+                training,
+                name=f"podium_features_{holdout_fold.train_years[0]}_{holdout_fold.train_years[-1]}",
+            )
+            mlflow.log_dict(data.categories, "feature_encoding.json")
+            holdout_features = data.frame.loc[
+                data.frame["year"] == holdout_fold.valid_year, data.features
+            ]
+            model_uri = log_lightgbm_model(final_model, holdout_features)
+            mlflow.log_metric(
+                "pyfunc_max_abs_diff", check_pyfunc(model_uri, final_model, holdout_features)
+            )
+            mlflow.set_tag("model_uri", model_uri)
+        print(
+            f"  {candidate.name:<22} CV brier {summary['cv_brier_mean']:.4f} "
+            f"auc {summary['cv_auc_mean']:.3f}; holdout {config.test_season} "
+            f"brier {summary['holdout_brier']:.4f} auc {summary['holdout_auc']:.3f}",
+            flush=True,
+        )
+    return summary
+
+
+def summary_table(summaries: dict[str, dict[str, float]]) -> str:
+    columns = [f"cv_{name}_mean" for name in METRIC_NAMES] + ["holdout_auc", "holdout_brier"]
+    table = pd.DataFrame(summaries).T[columns]
+    table.columns = [
+        "cv auc",
+        "cv brier",
+        "cv log loss",
+        "cv top-3 hit",
+        "cv mass err",
+        "holdout auc",
+        "holdout brier",
+    ]
+    return table.to_string(float_format=lambda value: f"{value:.4f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = config_from_args(build_parser().parse_args(argv))
+    started = time.perf_counter()
+    try:
+        spec = load_feature_spec(config.dbt_manifest)
+        data = read_features(config.warehouse, spec)
+        past = data.frame[~data.frame["is_upcoming"]]
+        folds = rolling_folds(
+            config.window,
+            config.first_cv_season,
+            config.last_cv_season,
+            config.test_season,
+            past["year"].unique().tolist(),
+        )
+        holdout_fold = window_before(config.test_season, config.window)
+    except (DatasetError, FoldError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    print(
+        f"{len(data.features)} features, {len(past)} past rows; {len(folds)} folds "
+        f"({folds[0].describe()} … {folds[-1].describe()}); holdout {holdout_fold.describe()}",
+        flush=True,
+    )
+    configure(config)
+    print(f"MLflow: {config.tracking_uri}, experiment {config.experiment!r}", flush=True)
+
+    tags = common_tags(config, data, session=uuid.uuid4().hex[:12])
+    summaries: dict[str, dict[str, float]] = {}
+    rule_summary: dict[str, float] | None = None
+    try:
+        for candidate in candidates(config, data):
+            summaries[candidate.name] = train_candidate(
+                candidate, config, data, folds, holdout_fold, tags, rule_summary
+            )
+            if candidate.name == "baseline_rule":
+                rule_summary = summaries[candidate.name]
+    except FoldDataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print()
+    print(summary_table(summaries))
+    print(
+        f"\ndone in {time.perf_counter() - started:.0f} s; open the runs with "
+        f"`mlflow ui --backend-store-uri {config.tracking_uri}`"
+    )
+    return 0

@@ -1,0 +1,49 @@
+"""The settings of one training run, built once from the command line and passed down."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+DEFAULT_ARTIFACT_ROOT = REPO_ROOT / "mlartifacts"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    warehouse: Path
+    dbt_manifest: Path
+    raw_dir: Path
+    window: int = 10
+    first_cv_season: int = 2001
+    last_cv_season: int = 2024
+    test_season: int = 2025
+    experiment: str = "pitwall-podium"
+    tracking_uri: str = DEFAULT_TRACKING_URI
+    artifact_root: Path = DEFAULT_ARTIFACT_ROOT
+    seed: int = 42
+    threads: int = 2
+    scale_pos_weight: float | None = None
+    baselines: bool = True
+
+    @property
+    def cv_seasons(self) -> range:
+        return range(self.first_cv_season, self.last_cv_season + 1)
+
+
+def default_warehouse() -> Path:
+    return Path(os.environ.get("PITWALL_DUCKDB", REPO_ROOT / "pitwall.duckdb"))
+
+
+def default_raw_dir() -> Path:
+    return Path(os.environ.get("PITWALL_RAW_DIR", REPO_ROOT / "data" / "raw"))
+
+
+def default_dbt_manifest() -> Path:
+    return REPO_ROOT / "dbt_project" / "target" / "manifest.json"
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)

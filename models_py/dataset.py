@@ -1,0 +1,158 @@
+"""Read `podium_features` from the warehouse, read-only, with the feature list dbt declares.
+
+The feature list lives in one place: the `meta` of the columns of `podium_features` in its dbt
+YAML, which dbt writes into `target/manifest.json`. This module reads it from there, checks the
+warehouse table against it (every column present with its contract type), and selects the rows
+with SQL. Nothing here computes a feature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+FEATURE_TABLE = "podium_features"
+MODEL_NODE = "model.pitwall.podium_features"
+KEY_COLUMNS = ("race_id", "driver_id", "constructor_id", "year", "round", "is_upcoming")
+DISPLAY_COLUMNS = ("driver_name", "constructor_name")
+
+# Contract types as dbt writes them → DuckDB's information_schema spelling.
+DUCKDB_TYPES = {
+    "integer": "INTEGER",
+    "bigint": "BIGINT",
+    "double": "DOUBLE",
+    "varchar": "VARCHAR",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+}
+
+
+class DatasetError(RuntimeError):
+    """The warehouse or the dbt manifest is not what training needs; the message says what."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    features: tuple[str, ...]
+    categorical: tuple[str, ...]
+    target: str
+    column_types: dict[str, str]
+    sql_sha256: str
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        return tuple(name for name in self.features if name not in self.categorical)
+
+
+@dataclass(frozen=True)
+class FeatureData:
+    """Rows of the feature table, features encoded as floats for the models."""
+
+    frame: pd.DataFrame
+    spec: FeatureSpec
+    categories: dict[str, list[str]]
+    source: str
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.spec.features)
+
+    def seasons(self, years: tuple[int, ...] | list[int] | range) -> pd.DataFrame:
+        return self.frame[self.frame["year"].isin(list(years))]
+
+
+def load_feature_spec(manifest_path: Path) -> FeatureSpec:
+    if not manifest_path.exists():
+        raise DatasetError(
+            f"dbt manifest not found at {manifest_path}: build the warehouse first (make build)"
+        )
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    node = manifest.get("nodes", {}).get(MODEL_NODE)
+    if node is None:
+        raise DatasetError(f"{manifest_path} has no model {FEATURE_TABLE}")
+    features: list[str] = []
+    categorical: list[str] = []
+    targets: list[str] = []
+    column_types: dict[str, str] = {}
+    for name, column in node["columns"].items():
+        meta = column.get("config", {}).get("meta") or column.get("meta") or {}
+        column_types[name] = (column.get("data_type") or "").lower()
+        if meta.get("feature"):
+            features.append(name)
+            if meta.get("categorical"):
+                categorical.append(name)
+        if meta.get("target"):
+            targets.append(name)
+    if not features:
+        raise DatasetError(f"{FEATURE_TABLE} in {manifest_path} declares no meta.feature column")
+    if len(targets) != 1:
+        raise DatasetError(f"{FEATURE_TABLE} must declare exactly one meta.target column")
+    sql = node.get("compiled_code") or node.get("raw_code") or ""
+    return FeatureSpec(
+        features=tuple(features),
+        categorical=tuple(categorical),
+        target=targets[0],
+        column_types=column_types,
+        sql_sha256=hashlib.sha256(sql.encode("utf-8")).hexdigest(),
+    )
+
+
+def check_table(connection: duckdb.DuckDBPyConnection, spec: FeatureSpec, where: Path) -> None:
+    actual = dict(
+        connection.execute(
+            "select column_name, data_type from information_schema.columns where table_name = ?",
+            [FEATURE_TABLE],
+        ).fetchall()
+    )
+    if not actual:
+        raise DatasetError(
+            f"{where} has no table {FEATURE_TABLE}: run `make build` (dbt) before training"
+        )
+    needed = [*KEY_COLUMNS, *spec.features, spec.target]
+    for name in needed:
+        if name not in actual:
+            raise DatasetError(f"{where}: {FEATURE_TABLE} has no column {name!r}")
+        expected = DUCKDB_TYPES.get(spec.column_types.get(name, ""))
+        if expected and actual[name] != expected:
+            raise DatasetError(
+                f"{where}: {FEATURE_TABLE}.{name} is {actual[name]}, "
+                f"the dbt contract says {expected}"
+            )
+
+
+def read_features(warehouse: Path, spec: FeatureSpec) -> FeatureData:
+    """All rows of the feature table (past and upcoming), features encoded as floats."""
+    if not warehouse.exists():
+        raise DatasetError(f"no warehouse at {warehouse}: run `make setup` or `make build` first")
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        check_table(connection, spec, warehouse)
+        categories = {
+            name: [
+                value
+                for (value,) in connection.execute(
+                    f'select distinct "{name}" from {FEATURE_TABLE} '
+                    f'where "{name}" is not null order by 1'
+                ).fetchall()
+            ]
+            for name in spec.categorical
+        }
+        selected = ", ".join(
+            f'"{name}"' for name in (*KEY_COLUMNS, *DISPLAY_COLUMNS, spec.target, *spec.features)
+        )
+        frame = connection.execute(
+            f"select {selected} from {FEATURE_TABLE} order by year, round, driver_id"
+        ).df()
+    for name in spec.features:
+        if name in categories:
+            # One fixed category set for the whole table, so every fold encodes alike.
+            codes = pd.Categorical(frame[name], categories=categories[name]).codes
+            frame[name] = np.where(codes < 0, np.nan, codes).astype("float64")
+        else:
+            frame[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
+    return FeatureData(frame=frame, spec=spec, categories=categories, source=str(warehouse))

@@ -1,0 +1,157 @@
+"""MLflow: where runs go, what every run records, and the artifacts of a training run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import duckdb
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+
+from models_py.config import REPO_ROOT, TrainConfig
+from models_py.dataset import FeatureData
+from models_py.evaluation import FoldResult, fold_table, pooled_predictions
+from models_py.modelling import LightGBMModel
+from models_py.plots import calibration_plot, distribution_plot, importance_plot, roc_plot
+
+MAX_PARAM_LENGTH = 6000
+
+
+def configure(config: TrainConfig) -> str:
+    """Point MLflow at the store and make the experiment (created if new) the active one."""
+    mlflow.set_tracking_uri(config.tracking_uri)
+    experiment = mlflow.get_experiment_by_name(config.experiment)
+    if experiment is None:
+        artifact_location = None
+        if urlsplit(config.tracking_uri).scheme in ("sqlite", "file", ""):
+            # A local store keeps artifacts beside it, one folder per experiment, as
+            # `mlflow server --default-artifact-root ./mlartifacts` would.
+            folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.experiment)
+            artifact_location = (config.artifact_root / folder).resolve().as_uri()
+        mlflow.create_experiment(config.experiment, artifact_location=artifact_location)
+    return mlflow.set_experiment(config.experiment).experiment_id
+
+
+def git_commit() -> str:
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return completed.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def data_version(warehouse: Path) -> str:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        try:
+            [(version,)] = connection.execute(
+                "select data_version from stg_ergast__manifest"
+            ).fetchall()
+        except duckdb.Error:
+            return "unknown"
+    return str(version)
+
+
+def common_tags(config: TrainConfig, data: FeatureData, session: str) -> dict[str, str]:
+    return {
+        "pitwall.session": session,
+        "git_commit": git_commit(),
+        "data_version": data_version(config.warehouse),
+        "features_sql_sha256": data.spec.sql_sha256,
+        "warehouse": str(config.warehouse),
+    }
+
+
+def log_params(params: dict[str, Any]) -> None:
+    mlflow.log_params({key: str(value)[:MAX_PARAM_LENGTH] for key, value in params.items()})
+
+
+def log_frame(frame: pd.DataFrame, name: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        frame.to_csv(path, index=False)
+        mlflow.log_artifact(str(path))
+
+
+@contextmanager
+def artifact_folder() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory() as folder:
+        yield Path(folder)
+
+
+def log_dataset(data: FeatureData, training: pd.DataFrame, name: str) -> None:
+    with warnings.catch_warnings():
+        # MLflow notes that a local path could be several kinds of source, and that the integer
+        # keys cannot hold nulls; both are true and harmless here.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(
+            training[["race_id", "driver_id", "year", "round", data.spec.target, *data.features]],
+            source=data.source,
+            targets=data.spec.target,
+            name=name,
+        )
+    mlflow.log_input(dataset, context="training")
+
+
+def log_fold_run(result: FoldResult, parent_params: dict[str, Any]) -> None:
+    with mlflow.start_run(run_name=f"fold {result.fold.valid_year}", nested=True):
+        log_params(
+            {
+                "valid_season": result.fold.valid_year,
+                "train_seasons": f"{result.fold.train_years[0]}-{result.fold.train_years[-1]}",
+                "train_rows": result.train_rows,
+                "valid_rows": len(result.predictions),
+                **parent_params,
+            }
+        )
+        mlflow.log_metrics({**result.metrics, "fit_seconds": result.seconds})
+
+
+def log_cv_artifacts(
+    results: list[FoldResult], holdout: FoldResult, final_model: LightGBMModel | None
+) -> None:
+    pooled = pooled_predictions(results)
+    log_frame(fold_table(results), "cv_fold_metrics.csv")
+    log_frame(holdout.predictions, "holdout_predictions.csv")
+    with artifact_folder() as folder:
+        figures = [
+            roc_plot(pooled, folder / "roc_curve_cv.png", "ROC, pooled CV predictions"),
+            calibration_plot(
+                {"CV (pooled)": pooled, f"holdout {holdout.fold.valid_year}": holdout.predictions},
+                folder / "calibration.png",
+            ),
+            distribution_plot(pooled, folder / "probability_by_class_cv.png", "pooled CV"),
+        ]
+        if final_model is not None and final_model.booster is not None:
+            figures += [
+                importance_plot(final_model.booster, "split", folder / "importance_split.png"),
+                importance_plot(final_model.booster, "gain", folder / "importance_gain.png"),
+            ]
+        for figure in figures:
+            mlflow.log_artifact(str(figure), artifact_path="plots")
+
+
+def log_lightgbm_model(model: LightGBMModel, example: pd.DataFrame) -> str:
+    """Log the booster with the lightgbm flavor; returns the model URI."""
+    assert model.booster is not None
+    signature = infer_signature(example, model.predict_proba(example))
+    info = mlflow.lightgbm.log_model(
+        model.booster, name="model", signature=signature, input_example=example.head(5)
+    )
+    return info.model_uri
