@@ -27,6 +27,11 @@ class TrainConfig:
     threads: int = 2
     scale_pos_weight: float | None = None
     baselines: bool = True
+    trials: int = 50
+    storage: str | None = None
+    study_name: str | None = None
+    tune_only: bool = False
+    model_name: str = "podium-lgbm"
 
     @property
     def cv_seasons(self) -> range:

@@ -126,13 +126,20 @@ def check_table(connection: duckdb.DuckDBPyConnection, spec: FeatureSpec, where:
             )
 
 
-def read_features(warehouse: Path, spec: FeatureSpec) -> FeatureData:
-    """All rows of the feature table (past and upcoming), features encoded as floats."""
+def read_features(
+    warehouse: Path, spec: FeatureSpec, categories: dict[str, list[str]] | None = None
+) -> FeatureData:
+    """All rows of the feature table (past and upcoming), features encoded as floats.
+
+    Categorical columns become positions in one fixed category list per column: the whole
+    table's sorted values, or `categories` (a trained model's own lists, so that scoring encodes
+    exactly as training did; values it never saw become missing).
+    """
     if not warehouse.exists():
         raise DatasetError(f"no warehouse at {warehouse}: run `make setup` or `make build` first")
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         check_table(connection, spec, warehouse)
-        categories = {
+        categories = categories or {
             name: [
                 value
                 for (value,) in connection.execute(

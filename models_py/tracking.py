@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
@@ -25,6 +26,12 @@ from models_py.plots import calibration_plot, distribution_plot, importance_plot
 
 MAX_PARAM_LENGTH = 6000
 
+# Keys are integers and features floats by design; MLflow's hint about integer columns that
+# cannot hold missing values does not apply and would only clutter the training output.
+warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+# Per-file download bars for one small JSON file are noise in the training and scoring output.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
 
 def configure(config: TrainConfig) -> str:
     """Point MLflow at the store and make the experiment (created if new) the active one."""
@@ -39,6 +46,18 @@ def configure(config: TrainConfig) -> str:
             artifact_location = (config.artifact_root / folder).resolve().as_uri()
         mlflow.create_experiment(config.experiment, artifact_location=artifact_location)
     return mlflow.set_experiment(config.experiment).experiment_id
+
+
+def redact_url(url: str) -> str:
+    """The URL without a password or token, for printing and logging."""
+    parts = urlsplit(url)
+    if parts.password is None and not re.search(r"(token|key|secret|password)=", parts.query, re.I):
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ""
+    return parts._replace(netloc=f"{user}{host}", query="").geturl()
 
 
 def git_commit() -> str:

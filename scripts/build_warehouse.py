@@ -34,6 +34,10 @@ def default_raw_dir() -> Path:
     return Path(os.environ.get("PITWALL_RAW_DIR", REPO_ROOT / "data" / "raw")).resolve()
 
 
+def default_predictions_dir() -> Path:
+    return Path(os.environ.get("PITWALL_PREDICTIONS_DIR", REPO_ROOT / "predictions")).resolve()
+
+
 def dbt_executable() -> str:
     beside_python = Path(sys.executable).parent / "dbt"
     return str(beside_python) if beside_python.exists() else "dbt"
@@ -48,7 +52,13 @@ SKIP_TESTS = ["--exclude-resource-type", "test", "--exclude-resource-type", "uni
 
 
 def run_dbt(building: Path, raw_dir: Path, extra_args: list[str], target_path: Path | None) -> int:
-    env = dict(os.environ, PITWALL_DUCKDB=str(building), PITWALL_RAW_DIR=str(raw_dir))
+    env = dict(
+        os.environ,
+        PITWALL_DUCKDB=str(building),
+        PITWALL_RAW_DIR=str(raw_dir),
+        # Absolute, so the predictions view works whichever directory an analyst opens it from.
+        PITWALL_PREDICTIONS_DIR=str(default_predictions_dir()),
+    )
     args = [
         dbt_executable(),
         "build",

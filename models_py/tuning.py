@@ -1,0 +1,226 @@
+"""Optuna study minimizing the mean fold Brier of LightGBM over the rolling CV folds.
+
+Each fold's LightGBM training set is built once per study and reused by every trial; only
+booster parameters are searched, so the binned datasets stay valid. After each fold the running
+mean Brier is reported so the pruner can stop hopeless trials. No early stopping: choosing the
+number of trees on the validation season would leak it into model selection, so `n_estimators`
+is searched like any other parameter.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from models_py.dataset import FeatureData
+from models_py.evaluation import split
+from models_py.folds import Fold
+from models_py.metrics import evaluate
+from models_py.modelling import lightgbm_training_params
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class SurplusTrial(Exception):
+    """A worker started a trial after the shared study already had all it asked for."""
+
+
+@dataclass(frozen=True)
+class PreparedFold:
+    fold: Fold
+    train_set: lgb.Dataset
+    valid_features: np.ndarray
+    valid_target: np.ndarray
+    valid_races: np.ndarray
+
+
+def prepare_folds(data: FeatureData, folds: list[Fold]) -> list[PreparedFold]:
+    prepared = []
+    for fold in folds:
+        train, valid = split(data, fold)
+        train_set = lgb.Dataset(
+            train[data.features],
+            label=train[data.spec.target].to_numpy(dtype=int),
+            categorical_feature=list(data.spec.categorical),
+            # Keep every feature splittable whatever min_child_samples a trial picks.
+            params={"feature_pre_filter": False, "verbosity": -1},
+            free_raw_data=False,
+        ).construct()
+        prepared.append(
+            PreparedFold(
+                fold=fold,
+                train_set=train_set,
+                valid_features=valid[data.features].to_numpy(dtype=np.float64),
+                valid_target=valid[data.spec.target].to_numpy(dtype=int),
+                valid_races=valid["race_id"].to_numpy(),
+            )
+        )
+    return prepared
+
+
+def trials_before(trial: optuna.Trial) -> int:
+    """Trials (running or finished) that the storage numbered before this one."""
+    return sum(
+        1
+        for other in trial.study.get_trials(deepcopy=False)
+        if other.number < trial.number and other.state != TrialState.FAIL
+    )
+
+
+def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
+    return {
+        "n_estimators": trial.suggest_int("n_estimators", 100, 1000, step=50),
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 20, 150),
+        "min_child_samples": trial.suggest_int("min_child_samples", 10, 100),
+        "scale_pos_weight": trial.suggest_float("scale_pos_weight", 1.0, 10.0),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        # Bagging only happens with a frequency; without it `subsample` would be ignored.
+        "subsample_freq": 1,
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+        "reg_alpha": trial.suggest_float("reg_alpha", 1e-3, 10.0, log=True),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+    }
+
+
+def split_scale_pos_weight(params: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
+    rest = dict(params)
+    weight = rest.pop("scale_pos_weight", None)
+    return rest, weight
+
+
+@dataclass
+class Objective:
+    prepared: list[PreparedFold]
+    seed: int
+    threads: int
+    requested_trials: int
+    log_to_mlflow: bool = True
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        if trials_before(trial) >= self.requested_trials:
+            # Workers sharing the study raced for its last trial and this one lost.
+            trial.study.stop()
+            raise SurplusTrial(
+                f"trial {trial.number}: the study already has its {self.requested_trials}"
+            )
+        started = time.perf_counter()
+        hyperparameters, weight = split_scale_pos_weight(suggest_params(trial))
+        native, rounds = lightgbm_training_params(hyperparameters, self.seed, self.threads, weight)
+        fold_metrics: list[dict[str, float]] = []
+        try:
+            for step, fold in enumerate(self.prepared):
+                booster = lgb.train(native, fold.train_set, num_boost_round=rounds)
+                probability = booster.predict(fold.valid_features)
+                fold_metrics.append(evaluate(fold.valid_races, fold.valid_target, probability))
+                running_brier = float(np.mean([metrics["brier"] for metrics in fold_metrics]))
+                trial.report(running_brier, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after {step + 1} folds")
+        except optuna.TrialPruned:
+            self.log_trial(trial, fold_metrics, "PRUNED", time.perf_counter() - started)
+            raise
+        self.log_trial(trial, fold_metrics, "COMPLETE", time.perf_counter() - started)
+        return float(np.mean([metrics["brier"] for metrics in fold_metrics]))
+
+    def log_trial(
+        self, trial: optuna.Trial, fold_metrics: list[dict[str, float]], state: str, seconds: float
+    ) -> None:
+        mean = {
+            f"mean_{name}": float(np.mean([metrics[name] for metrics in fold_metrics]))
+            for name in fold_metrics[0]
+        }
+        print(
+            f"  trial {trial.number:>3} {state.lower():<8} mean brier {mean['mean_brier']:.4f} "
+            f"over {len(fold_metrics)} folds ({seconds:.1f} s)",
+            flush=True,
+        )
+        if not self.log_to_mlflow:
+            return
+        with mlflow.start_run(run_name=f"trial {trial.number}", nested=True):
+            mlflow.log_params({**trial.params, "trial_number": trial.number})
+            mlflow.log_metrics({**mean, "folds_evaluated": len(fold_metrics), "seconds": seconds})
+            mlflow.set_tags({"optuna.state": state, "optuna.trial_number": str(trial.number)})
+
+
+def storage_from_url(url: str | None) -> optuna.storages.BaseStorage | str | None:
+    """None (in memory), a journal file (`journal:PATH` or a path ending .log / .journal) or an
+    RDB URL (sqlite:///…, postgresql://…) that Optuna opens itself."""
+    if url is None:
+        return None
+    if url.startswith("journal:"):
+        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    if url.endswith((".log", ".journal")) and "://" not in url:
+        return JournalStorage(JournalFileBackend(url))
+    return url
+
+
+def create_study(storage_url: str | None, study_name: str, seed: int) -> optuna.Study:
+    return optuna.create_study(
+        study_name=study_name,
+        storage=storage_from_url(storage_url),
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
+        load_if_exists=True,
+    )
+
+
+def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=FINISHED)
+
+
+def run_study(study: optuna.Study, objective: Objective, trials: int) -> None:
+    """Run trials until the study (shared or not) holds `trials` finished ones."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    remaining = trials - len(finished_trials(study))
+    if remaining <= 0:
+        return
+    study.optimize(
+        objective,
+        n_trials=remaining,
+        callbacks=[optuna.study.MaxTrialsCallback(trials, states=FINISHED)],
+        catch=(SurplusTrial,),
+        gc_after_trial=False,
+    )
+
+
+def save_study_plots(study: optuna.Study, folder: Path) -> list[Path]:
+    """Optimization history, parameter importances, parallel coordinates and slices."""
+    from optuna.visualization import matplotlib as optuna_plots
+
+    plotters = {
+        "optimization_history": optuna_plots.plot_optimization_history,
+        "param_importances": optuna_plots.plot_param_importances,
+        "parallel_coordinate": optuna_plots.plot_parallel_coordinate,
+        "slice": optuna_plots.plot_slice,
+    }
+    saved = []
+    for name, plot in plotters.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            try:
+                axes = plot(study)
+            except (ValueError, RuntimeError) as error:
+                print(f"  (no {name} plot: {error})")
+                continue
+        figure = np.ravel(axes)[0].figure if isinstance(axes, np.ndarray) else axes.figure
+        figure.set_size_inches(11, 6)
+        path = folder / f"study_{name}.png"
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+        saved.append(path)
+    return saved
