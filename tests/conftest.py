@@ -25,6 +25,15 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_stores(tmp_path_factory: pytest.TempPathFactory):
+    """Keep every test away from the working tree's predictions store and MLflow store."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PITWALL_PREDICTIONS_DIR", str(tmp_path_factory.mktemp("predictions")))
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/x.db")
+        yield
+
+
 @pytest.fixture(scope="session")
 def real_raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real data, validated and placed by the project's loader."""

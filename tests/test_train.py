@@ -17,6 +17,7 @@ from tests.conftest import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 SEASONS = ["--window", "3", "--first-cv-season", "2022", "--last-cv-season", "2023"]
+TRIALS = 3
 EXPECTED_ARTIFACTS = {
     "cv_fold_metrics.csv",
     "holdout_predictions.csv",
@@ -45,6 +46,8 @@ def trained(real_warehouse: Path, real_manifest: Path, tmp_path_factory: pytest.
             sys.executable,
             "train.py",
             *SEASONS,
+            "--trials",
+            str(TRIALS),
             "--test-season",
             "2024",
             "--experiment",
@@ -65,6 +68,21 @@ def trained(real_warehouse: Path, real_manifest: Path, tmp_path_factory: pytest.
     assert completed.returncode == 0, completed.stderr
     mlflow.set_tracking_uri(tracking_uri)
     return completed.stdout, MlflowClient(tracking_uri)
+
+
+def test_study_run_has_one_nested_run_per_trial_and_its_plots(trained) -> None:
+    _, client = trained
+    experiment = client.get_experiment_by_name("smoke")
+    runs = client.search_runs([experiment.experiment_id])
+    [study] = [run for run in runs if run.data.tags.get("pitwall.role") == "study"]
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == study.info.run_id]
+    assert sorted(run.data.tags["optuna.trial_number"] for run in trials) == ["0", "1", "2"]
+    assert all("mean_brier" in run.data.metrics for run in trials)
+    assert study.data.metrics["best_mean_brier"] == min(
+        run.data.metrics["mean_brier"] for run in trials
+    )
+    plots = all_artifacts(client, study.info.run_id)
+    assert {"study/study_optimization_history.png", "study/study_slice.png"} <= plots
 
 
 def test_prints_progress_and_a_summary_table(trained) -> None:

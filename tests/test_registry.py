@@ -1,0 +1,201 @@
+"""Champion/challenger on a real store: promotion only on a re-scored holdout Brier; predict."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from models_py.registry import Decision, decide
+from scripts.build_warehouse import build
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+MODEL = "podium-smoke"
+
+
+class FakeVersion:
+    version = "4"
+
+
+@pytest.mark.parametrize(
+    ("champion", "champion_brier", "promoted"),
+    [
+        (None, None, True),
+        (FakeVersion(), 0.09, True),
+        (FakeVersion(), 0.07, False),
+        (FakeVersion(), None, False),
+    ],
+)
+def test_decide(champion, champion_brier, promoted: bool) -> None:
+    decision = decide(0.08, champion, champion_brier)
+    assert isinstance(decision, Decision)
+    assert decision.promoted is promoted
+
+
+def train(store: Path, warehouse: Path, manifest: Path, *extra: str) -> str:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "--trials",
+            "0",
+            "--no-baselines",
+            "--window",
+            "3",
+            "--first-cv-season",
+            "2022",
+            "--last-cv-season",
+            "2023",
+            "--test-season",
+            "2024",
+            "--model-name",
+            MODEL,
+            "--tracking-uri",
+            f"sqlite:///{store / 'mlruns.db'}",
+            "--artifact-root",
+            str(store / "mlartifacts"),
+            "--warehouse",
+            str(warehouse),
+            "--dbt-manifest",
+            str(manifest),
+            *extra,
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def predict(
+    store: Path, warehouse: Path, manifest: Path, *extra: str
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "predict",
+            "--tracking-uri",
+            f"sqlite:///{store / 'mlruns.db'}",
+            "--warehouse",
+            str(warehouse),
+            "--dbt-manifest",
+            str(manifest),
+            "--store",
+            str(store / "predictions"),
+            *extra,
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def registry(real_warehouse: Path, real_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
+    store = tmp_path_factory.mktemp("registry")
+    outputs = [
+        train(store, real_warehouse, real_manifest),
+        # Heavier class weighting inflates every probability: a worse holdout Brier.
+        train(store, real_warehouse, real_manifest, "--scale-pos-weight", "12"),
+        # No class weighting: better calibrated, a better holdout Brier.
+        train(store, real_warehouse, real_manifest, "--scale-pos-weight", "1"),
+    ]
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlruns.db'}")
+    return store, outputs, MlflowClient()
+
+
+def holdout_brier(client: MlflowClient, name: str, version: str) -> float:
+    run_id = client.get_model_version(name, version).run_id
+    return client.get_run(run_id).data.metrics["holdout_brier"]
+
+
+def test_first_version_becomes_champion_worse_one_stays_challenger(registry) -> None:
+    _, outputs, client = registry
+    assert "promoted to champion: no champion yet" in outputs[0]
+    assert "left as challenger" in outputs[1]
+
+    second = client.get_model_version(MODEL, "2")
+    assert second.tags["promoted"] == "false"
+    # The champion was re-scored now, on the same rows: with unchanged data that reproduces
+    # exactly the holdout Brier its own run logged.
+    rescored = float(second.tags["champion_holdout_brier_rescored"])
+    assert rescored == pytest.approx(holdout_brier(client, MODEL, "1"), abs=1e-6)
+    assert float(second.tags["holdout_brier"]) > rescored
+    for key in ("git_commit", "data_version", "features", "study_name", "decision", "onnx_version"):
+        assert key in second.tags
+    assert "Challenger only" in second.description
+
+
+def test_better_version_takes_the_champion_alias_on_both_twins(registry) -> None:
+    _, outputs, client = registry
+    assert "promoted to champion: holdout Brier" in outputs[2]
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "3"
+    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == "3"
+    onnx_champion = client.get_model_version_by_alias(f"{MODEL}-onnx", "champion")
+    assert str(onnx_champion.version) == "3"
+    assert onnx_champion.tags["lgbm_version"] == "3"
+    third = client.get_model_version(MODEL, "3")
+    assert float(third.tags["champion_holdout_brier_rescored"]) == pytest.approx(
+        holdout_brier(client, MODEL, "1"), abs=1e-6
+    )
+
+
+def test_predict_scores_the_upcoming_race_and_replaces_on_rescoring(
+    registry, real_warehouse: Path, real_manifest: Path, real_raw_dir: Path, tmp_path: Path
+) -> None:
+    store, _, _ = registry
+    first = predict(store, real_warehouse, real_manifest, "--model-name", MODEL)
+    assert first.returncode == 0, first.stderr
+    assert "2025 round 19" in first.stdout
+    assert "Lando Norris" in first.stdout
+    again = predict(store, real_warehouse, real_manifest, "--model-name", MODEL)
+    assert again.returncode == 0, again.stderr
+    past = predict(store, real_warehouse, real_manifest, "--model-name", MODEL, "--race-id", "1162")
+    assert past.returncode == 0, past.stderr
+
+    files = sorted((store / "predictions").rglob("*.parquet"))
+    assert [file.name for file in files] == ["race_1162.parquet", "race_1163.parquet"]
+    [(rows, races, total)] = duckdb.sql(
+        f"select count(*), count(distinct race_id), sum(podium_probability) "
+        f"from read_parquet('{store / 'predictions'}/*/*/*.parquet')"
+    ).fetchall()
+    assert (rows, races) == (40, 2)
+    assert 0 < total < 40
+
+    # dbt exposes the store beside the features, with the actual result where it is known.
+    warehouse = tmp_path / "with_predictions.duckdb"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PITWALL_PREDICTIONS_DIR", str(store / "predictions"))
+        build(warehouse, real_raw_dir, target_path=tmp_path / "target")
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        [(view_rows, known)] = connection.execute(
+            "select count(*), count(actual_podium) from predictions"
+        ).fetchall()
+    assert (view_rows, known) == (40, 20)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model-name", "no-such-model"], "no registered model 'no-such-model-onnx'"),
+        (["--model-name", MODEL, "--alias", "staging"], "with alias 'staging'"),
+        (["--model-name", "podium-smoke' or name like '%"], "no registered model"),
+        (["--model-name", MODEL, "--race-id", "999999"], "race 999999 is not in podium_features"),
+    ],
+)
+def test_predict_refuses_unknown_models_aliases_and_races(
+    registry, real_warehouse: Path, real_manifest: Path, extra: list[str], message: str
+) -> None:
+    store, _, _ = registry
+    completed = predict(store, real_warehouse, real_manifest, *extra)
+    assert completed.returncode == 2
+    assert message in completed.stderr
