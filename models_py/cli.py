@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import uuid
@@ -37,15 +38,18 @@ from models_py.modelling import (
 )
 from models_py.registry import Registration, register
 from models_py.tracking import (
+    StoreBusyError,
     artifact_folder,
     common_tags,
     configure,
+    lock_local_store,
     log_cv_artifacts,
     log_dataset,
     log_fold_run,
     log_lightgbm_model,
     log_params,
     redact_url,
+    tracked_run,
 )
 from models_py.tuning import (
     Objective,
@@ -339,7 +343,7 @@ def train_candidate(
         f"test{config.test_season}"
     )
     final: FinalModel | None = None
-    with mlflow.start_run(run_name=run_name, tags={**tags, "pitwall.role": candidate.name}):
+    with tracked_run(run_name=run_name, tags={**tags, "pitwall.role": candidate.name}):
         results = cross_validate(candidate, data, folds)
         holdout = fit_and_score(candidate.make, data, holdout_fold)
         params = run_params(config, data, folds, holdout.model)
@@ -380,7 +384,7 @@ def tune(
     print(f"tuning: study {study_name!r}, {config.trials} trials in total", flush=True)
     started = time.perf_counter()
     run_tags = {**tags, "pitwall.role": "study", "optuna.study_name": study_name}
-    with mlflow.start_run(run_name=f"optuna study {study_name}", tags=run_tags):
+    with tracked_run(run_name=f"optuna study {study_name}", tags=run_tags):
         log_params(
             {
                 "study_name": study_name,
@@ -474,10 +478,17 @@ def train(config: TrainConfig) -> int:
         f"({folds[0].describe()} … {folds[-1].describe()}); holdout {holdout_fold.describe()}",
         flush=True,
     )
-    configure(config)
+    try:
+        lock_local_store(config.tracking_uri)
+    except StoreBusyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    experiment_id = configure(config)
     print(
         f"MLflow: {redact_url(config.tracking_uri)}, experiment {config.experiment!r}", flush=True
     )
+    if config.tracking_uri.startswith(("http://", "https://")):
+        print(f"  runs at {redact_url(config.tracking_uri)}/#/experiments/{experiment_id}")
     session = uuid.uuid4().hex[:12]
     tags = common_tags(config, data, session=session)
     study_name = config.study_name or f"podium-{session}"
@@ -522,6 +533,11 @@ def train(config: TrainConfig) -> int:
     except (FoldDataError, onnx_export.OnnxParityError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Every open run was ended KILLED on the way out; registration comes last, so an
+        # interrupted training never moves an alias.
+        print("interrupted: open MLflow runs marked KILLED, no alias moved", file=sys.stderr)
+        return 130
     print()
     print(summary_table(summaries))
     print(describe_registration(registration))
@@ -532,7 +548,13 @@ def train(config: TrainConfig) -> int:
     return 0
 
 
+def interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM (a scheduler, `kill`) ends runs as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, interrupt)
     arguments = sys.argv[1:] if argv is None else list(argv)
     if arguments[:1] == ["predict"]:
         return predict.main(arguments[1:])

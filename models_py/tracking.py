@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
@@ -31,6 +32,8 @@ MAX_PARAM_LENGTH = 6000
 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
 # Per-file download bars for one small JSON file are noise in the training and scoring output.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# MLflow prints "View run at <tracking URI>" links, credentials included; ours are redacted.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def configure(config: TrainConfig) -> str:
@@ -46,6 +49,60 @@ def configure(config: TrainConfig) -> str:
             artifact_location = (config.artifact_root / folder).resolve().as_uri()
         mlflow.create_experiment(config.experiment, artifact_location=artifact_location)
     return mlflow.set_experiment(config.experiment).experiment_id
+
+
+class StoreBusyError(RuntimeError):
+    """Another training process holds the local SQLite store."""
+
+
+_store_lock: object | None = None
+
+
+def lock_local_store(tracking_uri: str) -> None:
+    """Refuse at once, clearly, when another train.py is writing the same SQLite store.
+
+    SQLite serializes writers; two long trainings interleaving hundreds of writes would meet
+    `database is locked` somewhere in the middle. A tracking server is the engine for
+    concurrent training; the embedded default stays one writer at a time.
+    """
+    global _store_lock
+    parts = urlsplit(tracking_uri)
+    if parts.scheme != "sqlite" or _store_lock is not None:
+        return
+    database = Path(tracking_uri.removeprefix("sqlite:///").split("?")[0])
+    lock_path = database.with_name(database.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = lock_path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StoreBusyError(
+            f"{tracking_uri} is in use by {holder}: wait for it to finish, or run concurrent "
+            "trainings against an MLflow tracking server (see README, team setup)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"train.py pid {os.getpid()}")
+    handle.flush()
+    _store_lock = handle  # held until the process exits
+
+
+@contextmanager
+def tracked_run(**kwargs: Any) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run that always ends: FINISHED, FAILED, or KILLED when interrupted."""
+    run = mlflow.start_run(**kwargs)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
 
 
 def redact_url(url: str) -> str:
@@ -129,7 +186,7 @@ def log_dataset(data: FeatureData, training: pd.DataFrame, name: str) -> None:
 
 
 def log_fold_run(result: FoldResult, parent_params: dict[str, Any]) -> None:
-    with mlflow.start_run(run_name=f"fold {result.fold.valid_year}", nested=True):
+    with tracked_run(run_name=f"fold {result.fold.valid_year}", nested=True):
         log_params(
             {
                 "valid_season": result.fold.valid_year,

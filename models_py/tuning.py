@@ -28,6 +28,7 @@ from models_py.evaluation import split
 from models_py.folds import Fold
 from models_py.metrics import evaluate
 from models_py.modelling import lightgbm_training_params
+from models_py.tracking import tracked_run
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -148,7 +149,7 @@ class Objective:
         )
         if not self.log_to_mlflow:
             return
-        with mlflow.start_run(run_name=f"trial {trial.number}", nested=True):
+        with tracked_run(run_name=f"trial {trial.number}", nested=True):
             mlflow.log_params({**trial.params, "trial_number": trial.number})
             mlflow.log_metrics({**mean, "folds_evaluated": len(fold_metrics), "seconds": seconds})
             mlflow.set_tags({"optuna.state": state, "optuna.trial_number": str(trial.number)})

@@ -98,6 +98,15 @@ def summarize(building: Path) -> str:
     return f"podium_features: {rows} rows over {races} races ({upcoming} upcoming-race rows)"
 
 
+def remove_abandoned_builds(warehouse: Path) -> None:
+    """Delete build files left by killed builds (their process is gone)."""
+    for leftover in warehouse.parent.glob(f"{warehouse.name}.building-*"):
+        pid = leftover.name.rsplit("-", 1)[-1].removesuffix(".wal")
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        leftover.unlink(missing_ok=True)
+
+
 def build(
     warehouse: Path,
     raw_dir: Path,
@@ -111,6 +120,7 @@ def build(
             "(python scripts/load_data.py --source ...) first; the warehouse is unchanged"
         )
     warehouse.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_builds(warehouse)
     building = warehouse.with_name(f"{warehouse.name}.building-{os.getpid()}")
     remove_database_files(building)
     try:

@@ -37,3 +37,11 @@ def test_evaluate_matches_hand_computed_brier_and_auc() -> None:
 def test_evaluate_refuses_a_single_class() -> None:
     with pytest.raises(ValueError, match="both"):
         evaluate(np.array([1, 1]), np.array([0, 0]), np.array([0.1, 0.2]))
+
+
+def test_tracking_urls_lose_their_secrets_before_printing() -> None:
+    from models_py.tracking import redact_url
+
+    assert redact_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert redact_url("https://ana:pw@mlflow.example:443/") == "https://ana:***@mlflow.example:443/"
+    assert "abc" not in redact_url("postgresql://db/optuna?password=abc")

@@ -1,0 +1,194 @@
+"""Faults for real: trainings killed mid-way, a dbt build killed mid-way, two trainings at once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from scripts.build_warehouse import SKIP_TESTS, build
+from tests.conftest import REPO_ROOT
+from tests.helpers import run_train, sqlite_uri, train_command
+
+pytestmark = pytest.mark.slow
+
+
+def statuses(store: Path) -> list[str]:
+    client = MlflowClient(sqlite_uri(store))
+    experiment = client.get_experiment_by_name("pitwall-podium")
+    return [run.info.status for run in client.search_runs([experiment.experiment_id])]
+
+
+def champion_version(store: Path) -> str:
+    client = MlflowClient(sqlite_uri(store))
+    return str(client.get_model_version_by_alias("podium-lgbm", "champion").version)
+
+
+def interrupt_when(command: list[str], marker: str, signum: int) -> tuple[int, str]:
+    """Start a training, send `signum` as soon as a line containing `marker` appears."""
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if marker in line:
+            process.send_signal(signum)
+            break
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, "".join(seen) + stderr
+
+
+@pytest.fixture(scope="module")
+def store_with_champion(real_warehouse: Path, real_manifest: Path, tmp_path_factory):
+    store = tmp_path_factory.mktemp("faults")
+    completed = run_train(
+        real_warehouse, real_manifest, "--trials", "0", "--tracking-uri", sqlite_uri(store)
+    )
+    assert completed.returncode == 0, completed.stderr
+    return store
+
+
+@pytest.mark.parametrize(
+    ("signum", "extra", "marker"),
+    [
+        (signal.SIGTERM, ["--trials", "40"], "trial   1"),
+        (signal.SIGINT, ["--trials", "0"], "fold  1/2"),
+    ],
+    ids=["sigterm-during-tuning", "sigint-during-cv"],
+)
+def test_killed_training_ends_its_runs_and_moves_no_alias(
+    signum: int,
+    extra: list[str],
+    marker: str,
+    store_with_champion: Path,
+    real_warehouse: Path,
+    real_manifest: Path,
+) -> None:
+    store = store_with_champion
+    before = champion_version(store)
+    command = train_command(
+        real_warehouse,
+        real_manifest,
+        *extra,
+        "--scale-pos-weight",
+        "1",
+        "--tracking-uri",
+        sqlite_uri(store),
+    )
+    returncode, output = interrupt_when(command, marker, signum)
+    assert returncode == 130, output
+    assert "interrupted: open MLflow runs marked KILLED, no alias moved" in output
+
+    found = statuses(store)
+    assert "RUNNING" not in found
+    assert "KILLED" in found
+    assert champion_version(store) == before
+
+    scored = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "predict",
+            "--tracking-uri",
+            sqlite_uri(store),
+            "--warehouse",
+            str(real_warehouse),
+            "--dbt-manifest",
+            str(real_manifest),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert scored.returncode == 0, scored.stderr
+    assert f"podium-lgbm v{before} (@champion)" in scored.stdout
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_killed_dbt_build_leaves_the_previous_warehouse(
+    real_warehouse: Path, real_raw_dir: Path, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "pitwall.duckdb"
+    shutil.copyfile(real_warehouse, warehouse)
+    before = sha256(warehouse)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "scripts/build_warehouse.py",
+            "--warehouse",
+            str(warehouse),
+            "--raw-dir",
+            str(real_raw_dir),
+            "--target-path",
+            str(tmp_path / "target"),
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "OK created sql table model main.stg_ergast__results" in line:
+            break
+    # No chance to clean up: the whole process group dies at once, mid-build.
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+    assert sha256(warehouse) == before
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        assert connection.execute("select count(*) from podium_features").fetchone()[0] > 0
+    abandoned = list(tmp_path.glob("pitwall.duckdb.building-*"))
+    assert abandoned, "the killed build should have left its partial file"
+
+    build(warehouse, real_raw_dir, SKIP_TESTS, target_path=tmp_path / "target")
+    assert list(tmp_path.glob("pitwall.duckdb.building-*")) == []
+
+
+def test_two_trainings_on_one_sqlite_store(
+    real_warehouse: Path, real_manifest: Path, tmp_path: Path
+) -> None:
+    command = train_command(
+        real_warehouse, real_manifest, "--trials", "0", "--tracking-uri", sqlite_uri(tmp_path)
+    )
+    first = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(0.5)
+    second = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    results = [(process, *process.communicate(timeout=300)) for process in (first, second)]
+
+    codes = sorted(process.returncode for process, _, _ in results)
+    assert codes in ([0, 0], [0, 3])
+    for process, _, stderr in results:
+        if process.returncode == 3:
+            assert "is in use by train.py pid" in stderr
+            assert len(stderr.strip().splitlines()) == 1
+
+    with sqlite3.connect(tmp_path / "mlruns.db") as connection:
+        assert connection.execute("pragma integrity_check").fetchone() == ("ok",)
+    assert set(statuses(tmp_path)) == {"FINISHED"}
+    mlflow.set_tracking_uri(sqlite_uri(tmp_path))
+    client = MlflowClient()
+    versions = client.search_model_versions(max_results=100)
+    lgbm_versions = [version for version in versions if version.name == "podium-lgbm"]
+    assert len(lgbm_versions) == codes.count(0)
