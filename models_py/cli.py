@@ -20,6 +20,7 @@ from models_py import onnx_export, predict
 from models_py.config import (
     DEFAULT_ARTIFACT_ROOT,
     TrainConfig,
+    add_location_options,
     default_dbt_manifest,
     default_raw_dir,
     default_tracking_uri,
@@ -27,7 +28,7 @@ from models_py.config import (
 )
 from models_py.dataset import DatasetError, FeatureData, load_feature_spec, read_features
 from models_py.evaluation import FoldDataError, FoldResult, fit_and_score, summarize
-from models_py.folds import Fold, FoldError, rolling_folds, window_before
+from models_py.folds import Fold, FoldError, protocol_folds
 from models_py.metrics import METRIC_NAMES
 from models_py.modelling import (
     DEFAULT_LGBM_PARAMS,
@@ -101,11 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="MLflow experiment name (default pitwall-podium)",
     )
     parser.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)",
-    )
-    parser.add_argument(
         "--artifact-root",
         type=Path,
         default=DEFAULT_ARTIFACT_ROOT,
@@ -149,18 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="podium-lgbm",
         help="registered model name (default podium-lgbm; the ONNX twin is <name>-onnx)",
     )
-    parser.add_argument(
-        "--warehouse",
-        type=Path,
-        default=None,
-        help="DuckDB file (default: $PITWALL_DUCKDB or ./pitwall.duckdb)",
-    )
-    parser.add_argument(
-        "--dbt-manifest",
-        type=Path,
-        default=None,
-        help="dbt manifest declaring the feature list (default dbt_project/target/manifest.json)",
-    )
+    add_location_options(parser)
     return parser
 
 
@@ -460,21 +445,13 @@ def train(config: TrainConfig) -> int:
     try:
         spec = load_feature_spec(config.dbt_manifest)
         data = read_features(config.warehouse, spec)
-        past = data.frame[~data.frame["is_upcoming"]]
-        folds = rolling_folds(
-            config.window,
-            config.first_cv_season,
-            config.last_cv_season,
-            config.test_season,
-            past["year"].unique().tolist(),
-        )
-        holdout_fold = window_before(config.test_season, config.window)
+        folds, holdout_fold = protocol_folds(config, data.seasons_with_results)
     except (DatasetError, FoldError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
     print(
-        f"{len(data.features)} features, {len(past)} past rows; {len(folds)} folds "
+        f"{len(data.features)} features, {len(data.past)} past rows; {len(folds)} folds "
         f"({folds[0].describe()} … {folds[-1].describe()}); holdout {holdout_fold.describe()}",
         flush=True,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,3 +53,24 @@ def default_dbt_manifest() -> Path:
 
 def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def add_location_options(parser: argparse.ArgumentParser) -> None:
+    """Where the warehouse, the feature list and the MLflow store are: shared by every command."""
+    parser.add_argument(
+        "--warehouse",
+        type=Path,
+        default=None,
+        help="DuckDB file (default: $PITWALL_DUCKDB or ./pitwall.duckdb)",
+    )
+    parser.add_argument(
+        "--dbt-manifest",
+        type=Path,
+        default=None,
+        help="dbt manifest declaring the feature list (default dbt_project/target/manifest.json)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)",
+    )

@@ -63,8 +63,41 @@ class FeatureData:
     def features(self) -> list[str]:
         return list(self.spec.features)
 
+    @property
+    def past(self) -> pd.DataFrame:
+        """Rows of races that have results (the upcoming race's rows excluded)."""
+        return self.frame[~self.frame["is_upcoming"]]
+
+    @property
+    def seasons_with_results(self) -> list[int]:
+        return sorted(self.past["year"].unique().tolist())
+
     def seasons(self, years: tuple[int, ...] | list[int] | range) -> pd.DataFrame:
         return self.frame[self.frame["year"].isin(list(years))]
+
+
+def lineage_sha256(manifest: dict, node_id: str) -> str:
+    """A hash of the SQL and seeds that define a model: its own file and every upstream one.
+
+    dbt's per-file checksums do not depend on where the warehouse lives (compiled SQL embeds the
+    database name), so the same feature definitions give the same hash on every machine, and a
+    change to any upstream model or seed changes it.
+    """
+    parents = manifest.get("parent_map", {})
+    nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
+    seen: set[str] = set()
+    frontier = [node_id]
+    while frontier:
+        current = frontier.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        frontier.extend(parents.get(current, []))
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        checksum = nodes.get(name, {}).get("checksum", {}).get("checksum", "")
+        digest.update(f"{name}:{checksum}\n".encode())
+    return digest.hexdigest()
 
 
 def load_feature_spec(manifest_path: Path) -> FeatureSpec:
@@ -93,13 +126,12 @@ def load_feature_spec(manifest_path: Path) -> FeatureSpec:
         raise DatasetError(f"{FEATURE_TABLE} in {manifest_path} declares no meta.feature column")
     if len(targets) != 1:
         raise DatasetError(f"{FEATURE_TABLE} must declare exactly one meta.target column")
-    sql = node.get("compiled_code") or node.get("raw_code") or ""
     return FeatureSpec(
         features=tuple(features),
         categorical=tuple(categorical),
         target=targets[0],
         column_types=column_types,
-        sql_sha256=hashlib.sha256(sql.encode("utf-8")).hexdigest(),
+        sql_sha256=lineage_sha256(manifest, MODEL_NODE),
     )
 
 

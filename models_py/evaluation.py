@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from models_py.dataset import FeatureData
@@ -32,7 +31,7 @@ class FoldResult:
 
 
 def split(data: FeatureData, fold: Fold) -> tuple[pd.DataFrame, pd.DataFrame]:
-    past = data.frame[~data.frame["is_upcoming"]]
+    past = data.past
     train = past[past["year"].isin(fold.train_years)]
     valid = past[past["year"] == fold.valid_year]
     target = data.spec.target
@@ -93,7 +92,3 @@ def fold_table(results: list[FoldResult]) -> pd.DataFrame:
 
 def pooled_predictions(results: list[FoldResult]) -> pd.DataFrame:
     return pd.concat([result.predictions for result in results], ignore_index=True)
-
-
-def base_rate(values: np.ndarray) -> float:
-    return float(np.mean(values))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from models_py.config import TrainConfig
+
 
 class FoldError(ValueError):
     """The requested seasons cannot make valid folds; the message says why."""
@@ -57,3 +59,17 @@ def rolling_folds(
     if missing:
         raise FoldError(f"seasons without results in the feature table: {missing}")
     return [window_before(season, window) for season in range(first_valid, last_valid + 1)]
+
+
+def protocol_folds(
+    config: TrainConfig, seasons_with_results: Iterable[int]
+) -> tuple[list[Fold], Fold]:
+    """The CV folds and the holdout fold (W seasons before the test season) of a configuration."""
+    folds = rolling_folds(
+        config.window,
+        config.first_cv_season,
+        config.last_cv_season,
+        config.test_season,
+        seasons_with_results,
+    )
+    return folds, window_before(config.test_season, config.window)

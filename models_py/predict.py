@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from models_py import onnx_export
 from models_py.config import (
     REPO_ROOT,
+    add_location_options,
     default_dbt_manifest,
     default_tracking_uri,
     default_warehouse,
@@ -63,28 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="score this race instead of the upcoming one (past races too)",
     )
     parser.add_argument(
-        "--warehouse",
-        type=Path,
-        default=None,
-        help="DuckDB file (default: $PITWALL_DUCKDB or ./pitwall.duckdb)",
-    )
-    parser.add_argument(
-        "--dbt-manifest",
-        type=Path,
-        default=None,
-        help="dbt manifest (default dbt_project/target/manifest.json)",
-    )
-    parser.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)",
-    )
-    parser.add_argument(
         "--store",
         type=Path,
         default=None,
         help="predictions store folder (default: $PITWALL_PREDICTIONS_DIR or ./predictions)",
     )
+    add_location_options(parser)
     return parser
 
 
@@ -149,7 +134,7 @@ def score(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
     ].assign(
         podium_probability=onnx_export.predict(runtime, rows[features]),
         model_name=args.model_name,
-        model_version=version.version,
+        model_version=str(version.version),
         model_alias=args.alias,
         scored_at=datetime.now(UTC),
     )

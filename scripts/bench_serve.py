@@ -20,7 +20,7 @@ import optuna
 from models_py import onnx_export
 from models_py.config import TrainConfig, default_dbt_manifest, default_raw_dir, default_warehouse
 from models_py.dataset import load_feature_spec, read_features
-from models_py.folds import rolling_folds, window_before
+from models_py.folds import protocol_folds
 from models_py.modelling import DEFAULT_LGBM_PARAMS, LightGBMModel
 from models_py.tuning import Objective, prepare_folds, run_study
 
@@ -69,14 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     spec = load_feature_spec(config.dbt_manifest)
     data = read_features(config.warehouse, spec)
-    past = data.frame[~data.frame["is_upcoming"]]
-    folds = rolling_folds(
-        config.window,
-        config.first_cv_season,
-        config.last_cv_season,
-        config.test_season,
-        past["year"].unique().tolist(),
-    )
+    folds, holdout = protocol_folds(config, data.seasons_with_results)
+    past = data.past
 
     if not args.skip_tuning:
         prepared = prepare_folds(data, folds)
@@ -98,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{'met' if rows[True][0] < 600 else 'MISSED'} ({rows[True][0] / 600:.0%} of it)"
         )
 
-    holdout = window_before(config.test_season, config.window)
     train = past[past["year"].isin(holdout.train_years)]
     model = LightGBMModel(
         categorical=list(spec.categorical),

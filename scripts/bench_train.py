@@ -13,7 +13,7 @@ import time
 from models_py.config import TrainConfig, default_dbt_manifest, default_raw_dir, default_warehouse
 from models_py.dataset import load_feature_spec, read_features
 from models_py.evaluation import fit_and_score, summarize
-from models_py.folds import rolling_folds
+from models_py.folds import protocol_folds
 from models_py.modelling import LightGBMModel
 
 
@@ -32,10 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_feature_spec(config.dbt_manifest)
     data = read_features(config.warehouse, spec)
     read_seconds = time.perf_counter() - started
-    past_years = data.frame.loc[~data.frame["is_upcoming"], "year"].unique().tolist()
-    folds = rolling_folds(
-        config.window, config.first_cv_season, config.last_cv_season, config.test_season, past_years
-    )
+    folds, _ = protocol_folds(config, data.seasons_with_results)
 
     def make() -> LightGBMModel:
         return LightGBMModel(

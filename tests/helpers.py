@@ -46,3 +46,28 @@ def run_train(warehouse: Path, manifest: Path, *extra: str, env: dict | None = N
 
 def sqlite_uri(folder: Path) -> str:
     return f"sqlite:///{folder / 'mlruns.db'}"
+
+
+def run_predict(
+    store: Path, warehouse: Path, manifest: Path, *extra: str
+) -> subprocess.CompletedProcess:
+    """`train.py predict` against the MLflow store and predictions store in `store`."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "predict",
+            "--tracking-uri",
+            sqlite_uri(store),
+            "--warehouse",
+            str(warehouse),
+            "--dbt-manifest",
+            str(manifest),
+            "--store",
+            str(store / "predictions"),
+            *extra,
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -13,8 +12,7 @@ import pytest
 
 from scripts.build_warehouse import SKIP_TESTS, build
 from scripts.load_data import load
-from tests.conftest import REPO_ROOT
-from tests.helpers import run_train, sqlite_uri
+from tests.helpers import run_predict, run_train, sqlite_uri
 
 pytestmark = pytest.mark.slow
 
@@ -114,24 +112,7 @@ def test_predict_without_an_upcoming_race(
     finished_calendar = tmp_path / "finished.duckdb"
     build(finished_calendar, tmp_path / "raw", SKIP_TESTS, target_path=tmp_path / "target")
 
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "predict",
-            "--tracking-uri",
-            sqlite_uri(tmp_path),
-            "--warehouse",
-            str(finished_calendar),
-            "--dbt-manifest",
-            str(real_manifest),
-            "--store",
-            str(tmp_path / "predictions"),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    )
+    completed = run_predict(tmp_path, finished_calendar, real_manifest)
     assert completed.returncode == 2
     assert completed.stderr.strip() == (
         "error: no upcoming race in the data: every scheduled race has results"

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from scripts.build_warehouse import SKIP_TESTS, build
 from tests.conftest import REPO_ROOT
-from tests.helpers import run_train, sqlite_uri, train_command
+from tests.helpers import run_predict, run_train, sqlite_uri, train_command
 
 pytestmark = pytest.mark.slow
 
@@ -97,22 +97,7 @@ def test_killed_training_ends_its_runs_and_moves_no_alias(
     assert "KILLED" in found
     assert champion_version(store) == before
 
-    scored = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "predict",
-            "--tracking-uri",
-            sqlite_uri(store),
-            "--warehouse",
-            str(real_warehouse),
-            "--dbt-manifest",
-            str(real_manifest),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    )
+    scored = run_predict(store, real_warehouse, real_manifest)
     assert scored.returncode == 0, scored.stderr
     assert f"podium-lgbm v{before} (@champion)" in scored.stdout
 

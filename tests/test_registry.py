@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -13,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from models_py.registry import Decision, decide
 from scripts.build_warehouse import build
-from tests.conftest import REPO_ROOT
+from tests.helpers import run_predict, run_train, sqlite_uri
 
 pytestmark = pytest.mark.slow
 
@@ -40,63 +38,21 @@ def test_decide(champion, champion_brier, promoted: bool) -> None:
 
 
 def train(store: Path, warehouse: Path, manifest: Path, *extra: str) -> str:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "--trials",
-            "0",
-            "--no-baselines",
-            "--window",
-            "3",
-            "--first-cv-season",
-            "2022",
-            "--last-cv-season",
-            "2023",
-            "--test-season",
-            "2024",
-            "--model-name",
-            MODEL,
-            "--tracking-uri",
-            f"sqlite:///{store / 'mlruns.db'}",
-            "--artifact-root",
-            str(store / "mlartifacts"),
-            "--warehouse",
-            str(warehouse),
-            "--dbt-manifest",
-            str(manifest),
-            *extra,
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
+    completed = run_train(
+        warehouse,
+        manifest,
+        "--trials",
+        "0",
+        "--model-name",
+        MODEL,
+        "--tracking-uri",
+        sqlite_uri(store),
+        "--artifact-root",
+        str(store / "mlartifacts"),
+        *extra,
     )
     assert completed.returncode == 0, completed.stderr
     return completed.stdout
-
-
-def predict(
-    store: Path, warehouse: Path, manifest: Path, *extra: str
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "predict",
-            "--tracking-uri",
-            f"sqlite:///{store / 'mlruns.db'}",
-            "--warehouse",
-            str(warehouse),
-            "--dbt-manifest",
-            str(manifest),
-            "--store",
-            str(store / "predictions"),
-            *extra,
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -153,13 +109,15 @@ def test_predict_scores_the_upcoming_race_and_replaces_on_rescoring(
     registry, real_warehouse: Path, real_manifest: Path, real_raw_dir: Path, tmp_path: Path
 ) -> None:
     store, _, _ = registry
-    first = predict(store, real_warehouse, real_manifest, "--model-name", MODEL)
+    first = run_predict(store, real_warehouse, real_manifest, "--model-name", MODEL)
     assert first.returncode == 0, first.stderr
     assert "2025 round 19" in first.stdout
     assert "Lando Norris" in first.stdout
-    again = predict(store, real_warehouse, real_manifest, "--model-name", MODEL)
+    again = run_predict(store, real_warehouse, real_manifest, "--model-name", MODEL)
     assert again.returncode == 0, again.stderr
-    past = predict(store, real_warehouse, real_manifest, "--model-name", MODEL, "--race-id", "1162")
+    past = run_predict(
+        store, real_warehouse, real_manifest, "--model-name", MODEL, "--race-id", "1162"
+    )
     assert past.returncode == 0, past.stderr
 
     files = sorted((store / "predictions").rglob("*.parquet"))
@@ -196,6 +154,6 @@ def test_predict_refuses_unknown_models_aliases_and_races(
     registry, real_warehouse: Path, real_manifest: Path, extra: list[str], message: str
 ) -> None:
     store, _, _ = registry
-    completed = predict(store, real_warehouse, real_manifest, *extra)
+    completed = run_predict(store, real_warehouse, real_manifest, *extra)
     assert completed.returncode == 2
     assert message in completed.stderr
