@@ -1,5 +1,6 @@
 # pitwall: every target is one line a newcomer can read. Run from the repository root.
-PYTHON ?= python3
+# Python 3.11 (pyproject requires it); plain python3 where that is 3.11.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 DBT := $(BIN)/dbt --no-use-colors

@@ -63,6 +63,7 @@ from models_py.tuning import (
 )
 
 PYFUNC_TOLERANCE = 1e-9
+INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 
 
 @dataclass(frozen=True)
@@ -470,6 +471,7 @@ def train(config: TrainConfig) -> int:
     tags = common_tags(config, data, session=session)
     study_name = config.study_name or f"podium-{session}"
     summaries: dict[str, dict[str, float]] = {}
+    registration: Registration | None = None
     try:
         hyperparameters, origin = dict(DEFAULT_LGBM_PARAMS), "project defaults"
         if config.trials > 0 or config.storage:
@@ -492,28 +494,41 @@ def train(config: TrainConfig) -> int:
             candidate, config, data, folds, holdout_fold, tags, rule_summary
         )
         assert final is not None
-        registration = register(
-            config.model_name,
-            final.model_uri,
-            final.onnx_uri,
-            final.holdout_brier,
-            config.warehouse,
-            spec,
-            config.test_season,
-            {
-                "git_commit": tags["git_commit"],
-                "data_version": tags["data_version"],
-                "features": ",".join(data.features),
-                "study_name": study_name if config.trials > 0 or config.storage else "none",
-            },
-        )
+        registration_tags = {
+            "git_commit": tags["git_commit"],
+            "data_version": tags["data_version"],
+            "features": ",".join(data.features),
+            "study_name": study_name if config.trials > 0 or config.storage else "none",
+        }
+        # Registration is a handful of registry calls on two models: a signal arriving in the
+        # middle waits until they are all done, so both twins always carry the same aliases.
+        signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+        try:
+            registration = register(
+                config.model_name,
+                final.model_uri,
+                final.onnx_uri,
+                final.holdout_brier,
+                config.warehouse,
+                spec,
+                config.test_season,
+                registration_tags,
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
     except (FoldDataError, onnx_export.OnnxParityError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # Every open run was ended KILLED on the way out; registration comes last, so an
-        # interrupted training never moves an alias.
-        print("interrupted: open MLflow runs marked KILLED, no alias moved", file=sys.stderr)
+        if registration is not None:
+            print(
+                f"interrupted after registration: {describe_registration(registration)}",
+                file=sys.stderr,
+            )
+        else:
+            # Every open run was ended KILLED on the way out; registration comes last, so an
+            # interrupted training never moves an alias.
+            print("interrupted: open MLflow runs marked KILLED, no alias moved", file=sys.stderr)
         return 130
     print()
     print(summary_table(summaries))

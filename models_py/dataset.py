@@ -77,7 +77,7 @@ class FeatureData:
 
 
 def lineage_sha256(manifest: dict, node_id: str) -> str:
-    """A hash of the SQL and seeds that define a model: its own file and every upstream one.
+    """A hash of the SQL, seeds and macros that define a model and everything upstream of it.
 
     dbt's per-file checksums do not depend on where the warehouse lives (compiled SQL embeds the
     database name), so the same feature definitions give the same hash on every machine, and a
@@ -93,10 +93,19 @@ def lineage_sha256(manifest: dict, node_id: str) -> str:
             continue
         seen.add(current)
         frontier.extend(parents.get(current, []))
+    macros = manifest.get("macros", {})
+    used_macros = {
+        macro
+        for name in seen
+        for macro in nodes.get(name, {}).get("depends_on", {}).get("macros", [])
+    }
     digest = hashlib.sha256()
     for name in sorted(seen):
         checksum = nodes.get(name, {}).get("checksum", {}).get("checksum", "")
         digest.update(f"{name}:{checksum}\n".encode())
+    for macro in sorted(used_macros):
+        # Macros (the lagged window lives in one) have no checksum: hash their SQL.
+        digest.update(f"{macro}:{macros.get(macro, {}).get('macro_sql', '')}\n".encode())
     return digest.hexdigest()
 
 

@@ -133,7 +133,7 @@ def score(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
         ]
     ].assign(
         podium_probability=onnx_export.predict(runtime, rows[features]),
-        model_name=args.model_name,
+        model_name=onnx_name,
         model_version=str(version.version),
         model_alias=args.alias,
         scored_at=datetime.now(UTC),
@@ -141,7 +141,7 @@ def score(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
     scored = scored.sort_values("podium_probability", ascending=False).reset_index(drop=True)
     race_id = int(scored["race_id"].iloc[0])
     path = write_predictions(
-        (args.store or default_store()).resolve(), scored, args.model_name, version.version, race_id
+        (args.store or default_store()).resolve(), scored, onnx_name, version.version, race_id
     )
     return scored, path
 
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     first = scored.iloc[0]
     print(
         f"{first['year']} round {first['round']} (race {first['race_id']}), "
-        f"{args.model_name} v{first['model_version']} (@{args.alias}):"
+        f"{first['model_name']} v{first['model_version']} (@{args.alias}):"
     )
     table = scored[["driver_name", "constructor_name", "podium_probability"]].copy()
     table["podium_probability"] = table["podium_probability"].map(lambda p: f"{p:6.1%}")

@@ -72,34 +72,39 @@ def rescore_champion(
     warehouse: Path,
     spec: FeatureSpec,
     test_season: int,
-) -> float | None:
-    """Holdout Brier of the champion on the given rows, or None if it cannot score them."""
+) -> tuple[float | None, str]:
+    """The champion's holdout Brier on the given season's rows now, or None and why not."""
+    params = client.get_run(champion.run_id).data.params
+    trained_on = range(
+        int(params["test_season"]) - int(params["window"]), int(params["test_season"])
+    )
+    if test_season in trained_on:
+        return None, (
+            f"champion v{champion.version} was trained on {test_season}, so its Brier there is "
+            "in-sample; promote by hand if intended"
+        )
     features = run_features(client, champion.run_id)
     data = read_features(warehouse, spec, categories=run_encoding(client, champion.run_id))
     missing = [name for name in features if name not in data.frame.columns]
     if missing:
-        print(f"  champion v{champion.version} needs features no longer in the table: {missing}")
-        return None
-    rows = data.frame[(data.frame["year"] == test_season) & ~data.frame["is_upcoming"]]
+        return None, (
+            f"champion v{champion.version} needs features no longer in the table ({missing}); "
+            "promote by hand if intended"
+        )
+    rows = data.past[data.past["year"] == test_season]
     booster = mlflow.lightgbm.load_model(champion.source)
-    probability = booster.predict(rows[features])
-    return float(
-        brier_score_loss(rows[spec.target].to_numpy(dtype=int), np.clip(probability, 0, 1))
-    )
+    probability = np.clip(booster.predict(rows[features]), 0, 1)
+    return float(brier_score_loss(rows[spec.target].to_numpy(dtype=int), probability)), ""
 
 
-def decide(challenger_brier: float, champion, champion_brier: float | None) -> Decision:
+def decide(
+    challenger_brier: float, champion, champion_brier: float | None, why_not_compared: str = ""
+) -> Decision:
     if champion is None:
         return Decision(True, "no champion yet", challenger_brier, None, None)
     if champion_brier is None:
-        return Decision(
-            False,
-            f"champion v{champion.version} cannot score the current features; promote by hand "
-            "if intended",
-            challenger_brier,
-            None,
-            champion.version,
-        )
+        reason = why_not_compared or f"champion v{champion.version} could not be re-scored"
+        return Decision(False, reason, challenger_brier, None, champion.version)
     if challenger_brier < champion_brier:
         reason = (
             f"holdout Brier {challenger_brier:.5f} beats champion v{champion.version}'s "
@@ -125,10 +130,10 @@ def register(
 ) -> Registration:
     client = MlflowClient()
     champion = alias_version(client, model_name, CHAMPION)
-    champion_brier = (
-        rescore_champion(client, champion, warehouse, spec, test_season) if champion else None
+    champion_brier, why_not = (
+        rescore_champion(client, champion, warehouse, spec, test_season) if champion else (None, "")
     )
-    decision = decide(challenger_brier, champion, champion_brier)
+    decision = decide(challenger_brier, champion, champion_brier, why_not)
 
     version = mlflow.register_model(model_uri, model_name).version
     onnx_version = mlflow.register_model(onnx_uri, onnx_model_name(model_name)).version

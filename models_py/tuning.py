@@ -9,6 +9,7 @@ is searched like any other parameter.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -168,11 +169,18 @@ def storage_from_url(url: str | None) -> optuna.storages.BaseStorage | str | Non
 
 
 def create_study(storage_url: str | None, study_name: str, seed: int) -> optuna.Study:
+    shared = storage_url is not None
+    # Workers of one shared study must not draw the same parameters: each seeds its sampler
+    # differently, and the constant liar keeps them from piling onto one running region.
+    # A study of one process stays reproducible from --seed.
+    sampler = optuna.samplers.TPESampler(
+        seed=seed + os.getpid() if shared else seed, constant_liar=shared
+    )
     return optuna.create_study(
         study_name=study_name,
         storage=storage_from_url(storage_url),
         direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=sampler,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
         load_if_exists=True,
     )

@@ -11,6 +11,7 @@ and the ratios between them. Target: full `dbt build` under 20 s on a 2-core mac
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -35,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--source",
-        default=str(REPO_ROOT.parent / "shared" / "data" / "f1"),
-        help="raw data source for the loader (default: ../shared/data/f1)",
+        default=os.environ.get(
+            "PITWALL_DATA_SOURCE", str(REPO_ROOT.parent / "shared" / "data" / "f1")
+        ),
+        help="raw data source for the loader (default: $PITWALL_DATA_SOURCE or ../shared/data/f1)",
     )
     parser.add_argument("--builds", type=int, default=3, help="dbt builds per variant (default 3)")
     parser.add_argument("--queries", type=int, default=10, help="feature SQL runs (default 10)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -99,12 +100,20 @@ def summarize(building: Path) -> str:
 
 
 def remove_abandoned_builds(warehouse: Path) -> None:
-    """Delete build files left by killed builds (their process is gone)."""
-    for leftover in warehouse.parent.glob(f"{warehouse.name}.building-*"):
+    """Delete build files and dbt target folders left by killed builds (their process is gone)."""
+    candidates = [
+        *warehouse.parent.glob(f"{warehouse.name}.building-*"),
+        *DBT_PROJECT_DIR.glob("target.building-*"),
+        *DBT_PROJECT_DIR.glob("target.retired-*"),
+    ]
+    for leftover in candidates:
         pid = leftover.name.rsplit("-", 1)[-1].removesuffix(".wal")
         if not pid.isdigit() or Path(f"/proc/{pid}").exists():
             continue
-        leftover.unlink(missing_ok=True)
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def build(
@@ -123,8 +132,15 @@ def build(
     remove_abandoned_builds(warehouse)
     building = warehouse.with_name(f"{warehouse.name}.building-{os.getpid()}")
     remove_database_files(building)
+    # dbt's manifest declares the feature list training reads: it must describe the warehouse
+    # that is in place, so it is built aside too and swapped in with the warehouse.
+    target = target_path or DBT_PROJECT_DIR / "target"
+    building_target = target.with_name(f"{target.name}.building-{os.getpid()}")
+    shutil.rmtree(building_target, ignore_errors=True)
+    if target.exists():
+        shutil.copytree(target, building_target)  # keeps dbt's partial parsing fast
     try:
-        exit_code = run_dbt(building, raw_dir, extra_args or [], target_path)
+        exit_code = run_dbt(building, raw_dir, extra_args or [], building_target)
         if exit_code != 0:
             raise BuildError(
                 f"dbt build failed (exit {exit_code}); the warehouse at {warehouse} is unchanged"
@@ -137,9 +153,19 @@ def build(
                 "writing); close it and rebuild. The warehouse is unchanged"
             )
         os.replace(building, warehouse)
+        replace_folder(building_target, target)
         return summary
     finally:
         remove_database_files(building)
+        shutil.rmtree(building_target, ignore_errors=True)
+
+
+def replace_folder(new: Path, old: Path) -> None:
+    retired = old.with_name(f"{old.name}.retired-{os.getpid()}")
+    if old.exists():
+        os.replace(old, retired)
+    os.replace(new, old)
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

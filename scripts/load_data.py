@@ -732,7 +732,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--source",
         help="folder, .zip or http(s) URL of a zip "
-        "(default: $PITWALL_DATA_SOURCE, else the Jolpica CSV dump)",
+        "(default: $PITWALL_DATA_SOURCE, else the public CC0 mirror of the Ergast-format tables)",
     )
     parser.add_argument(
         "--dest", help="raw-data folder to replace (default: $PITWALL_RAW_DIR, else data/raw)"

@@ -71,3 +71,27 @@ def test_missing_manifest_or_warehouse_is_a_clear_error(
         load_feature_spec(tmp_path / "manifest.json")
     with pytest.raises(DatasetError, match="no warehouse"):
         read_features(tmp_path / "missing.duckdb", load_feature_spec(real_manifest))
+
+
+def test_feature_sql_hash_covers_upstream_models_seeds_and_macros(real_manifest: Path) -> None:
+    import copy
+    import json
+
+    from models_py.dataset import MODEL_NODE, lineage_sha256
+
+    manifest = json.loads(real_manifest.read_text())
+    original = lineage_sha256(manifest, MODEL_NODE)
+    assert lineage_sha256(copy.deepcopy(manifest), MODEL_NODE) == original
+
+    edited_macro = copy.deepcopy(manifest)
+    edited_macro["macros"]["macro.pitwall.lagged_rate"]["macro_sql"] += "\n-- edited"
+    assert lineage_sha256(edited_macro, MODEL_NODE) != original
+
+    edited_seed = copy.deepcopy(manifest)
+    edited_seed["nodes"]["seed.pitwall.status_categories"]["checksum"]["checksum"] = "0" * 64
+    assert lineage_sha256(edited_seed, MODEL_NODE) != original
+
+    # A model that does not feed the features leaves the hash alone.
+    unrelated = copy.deepcopy(manifest)
+    unrelated["nodes"]["model.pitwall.predictions"]["checksum"]["checksum"] = "0" * 64
+    assert lineage_sha256(unrelated, MODEL_NODE) == original

@@ -64,6 +64,20 @@ def registry(real_warehouse: Path, real_manifest: Path, tmp_path_factory: pytest
         train(store, real_warehouse, real_manifest, "--scale-pos-weight", "12"),
         # No class weighting: better calibrated, a better holdout Brier.
         train(store, real_warehouse, real_manifest, "--scale-pos-weight", "1"),
+        # Holdout 2023 is inside the champion's training seasons (2021-2023): no fair comparison.
+        train(
+            store,
+            real_warehouse,
+            real_manifest,
+            "--scale-pos-weight",
+            "1",
+            "--first-cv-season",
+            "2021",
+            "--last-cv-season",
+            "2022",
+            "--test-season",
+            "2023",
+        ),
     ]
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlruns.db'}")
     return store, outputs, MlflowClient()
@@ -95,7 +109,6 @@ def test_better_version_takes_the_champion_alias_on_both_twins(registry) -> None
     _, outputs, client = registry
     assert "promoted to champion: holdout Brier" in outputs[2]
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "3"
-    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == "3"
     onnx_champion = client.get_model_version_by_alias(f"{MODEL}-onnx", "champion")
     assert str(onnx_champion.version) == "3"
     assert onnx_champion.tags["lgbm_version"] == "3"
@@ -157,3 +170,12 @@ def test_predict_refuses_unknown_models_aliases_and_races(
     completed = run_predict(store, real_warehouse, real_manifest, *extra)
     assert completed.returncode == 2
     assert message in completed.stderr
+
+
+def test_champion_is_not_compared_on_seasons_it_trained_on(registry) -> None:
+    _, outputs, client = registry
+    assert "left as challenger: champion v3 was trained on 2023" in outputs[3]
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "3"
+    fourth = client.get_model_version(MODEL, "4")
+    assert fourth.tags["promoted"] == "false"
+    assert fourth.tags["champion_holdout_brier_rescored"] == "none"

@@ -65,6 +65,8 @@ def test_two_workers_fill_one_study_exactly(
     finished = study.get_trials(states=FINISHED)
     assert len(finished) == TRIALS
     assert len({trial.number for trial in finished}) == TRIALS
+    # Workers draw their own parameters: no setting was evaluated twice.
+    assert len({tuple(sorted(trial.params.items())) for trial in finished}) == TRIALS
     # Every finished trial was reported by exactly one worker: none run twice.
     reported = [line for stdout, _ in outputs for line in stdout.splitlines() if "  trial " in line]
     finished_lines = [line for line in reported if "complete" in line or "pruned" in line]

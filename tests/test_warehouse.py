@@ -16,7 +16,7 @@ import pytest
 
 from scripts.build_warehouse import SKIP_TESTS, BuildError, build
 from scripts.load_data import LoadError, load
-from tests.conftest import REPO_ROOT, read_csv_rows, require_shared_data
+from tests.conftest import REPO_ROOT, read_csv_rows
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +30,8 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_one_row_per_past_entry_and_no_duplicates(real_warehouse: Path) -> None:
-    results = read_csv_rows(require_shared_data() / "results.csv")
+def test_one_row_per_past_entry_and_no_duplicates(real_warehouse: Path, real_raw_dir: Path) -> None:
+    results = read_csv_rows(real_raw_dir / "results.csv")
     entries = {(row["raceId"], row["driverId"]) for row in results}
     # Shared drives (1950s) put one driver in several cars of a race: one entry each.
     assert len(results) > len(entries)
@@ -45,8 +45,8 @@ def test_one_row_per_past_entry_and_no_duplicates(real_warehouse: Path) -> None:
     assert distinct_pairs == past_rows
 
 
-def test_podium_target_matches_the_raw_results(real_warehouse: Path) -> None:
-    results = read_csv_rows(require_shared_data() / "results.csv")
+def test_podium_target_matches_the_raw_results(real_warehouse: Path, real_raw_dir: Path) -> None:
+    results = read_csv_rows(real_raw_dir / "results.csv")
     podium_drivers: dict[int, set[int]] = defaultdict(set)
     for row in results:
         if int(row["positionOrder"]) <= 3:
@@ -242,6 +242,8 @@ def test_failed_dbt_build_keeps_the_previous_warehouse(
 
     with pytest.raises(BuildError, match="unchanged"):
         build(warehouse_copy, raw_dir, target_path=tmp_path / "target")
+    # dbt's manifest (the feature list training reads) was not replaced either.
+    assert not (tmp_path / "target").exists()
 
     assert sha256(warehouse_copy) == before
     assert (
