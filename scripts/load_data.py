@@ -661,6 +661,18 @@ def _write_tables(tables: dict[str, _Table], folder: Path, source: str) -> dict:
     return manifest
 
 
+def _recover_interrupted_swap(dest: Path) -> None:
+    """A load killed between its two renames leaves `dest` missing and `dest.old-PID` behind:
+    put the last good data back before anything else happens."""
+    if dest.exists():
+        return
+    leftovers = sorted(
+        dest.parent.glob(f"{dest.name}.old-*"), key=lambda path: path.stat().st_mtime
+    )
+    if leftovers:
+        os.rename(leftovers[-1], dest)
+
+
 def _swap_in(new: Path, dest: Path) -> None:
     """Replace `dest` by `new` with renames, so readers see either the old or the new folder."""
     old = dest.with_name(f"{dest.name}.old-{os.getpid()}")
@@ -688,6 +700,9 @@ def load(source: str, dest: Path, *, log: Callable[[str], None] | None = None) -
     dest = Path(dest).expanduser().absolute()
     if dest.exists() and not dest.is_dir():
         raise LoadError([f"destination {dest} exists and is not a directory"])
+
+    if dest.parent.exists():
+        _recover_interrupted_swap(dest)
 
     # One log for the whole run: missing files are reported alongside the content errors of
     # the files that were found, and the error cap counts both.

@@ -665,3 +665,14 @@ def test_url_that_is_not_a_zip(http_root: tuple[str, Path], tmp_path: Path) -> N
     with pytest.raises(LoadError) as info:
         load(f"http://{host}/page.zip", tmp_path / "raw")
     assert info.value.errors == [f"not a zip file: http://{host}/page.zip"]
+
+
+def test_a_load_killed_between_its_renames_is_recovered(loaded: Path, mini: Path) -> None:
+    before = snapshot(loaded)
+    # What a SIGKILL between "dest → dest.old-PID" and "new → dest" leaves behind.
+    os.rename(loaded, loaded.with_name(f"{loaded.name}.old-99999"))
+    (mini / "qualifying.csv").unlink()
+    with pytest.raises(LoadError):
+        load(str(mini), loaded)
+    assert snapshot(loaded) == before
+    assert list(loaded.parent.glob(f"{loaded.name}.old-*")) == []

@@ -1,6 +1,7 @@
 {#- One row per (race, driver): every past entry with its podium target, plus the expected
     entrants of the next race with the target null. Shared drives (1950s: one driver, several
-    cars in a race) collapse to the driver's best-classified car. -#}
+    cars in a race) collapse to one entry: team and grid of the first listed car, outcome
+    (target, status) of the best-classified car, points of all of them. -#}
 with
 
 results as (
@@ -37,11 +38,13 @@ categorised_results as (
 ),
 
 driver_results as (
+    -- A shared drive's team and grid slot are those of the driver's first listed car: choosing
+    -- them by finishing order would let the race's own result pick which team's form applies.
     select
         race_id,
         driver_id,
-        arg_min(constructor_id, finish_position_order) as constructor_id,
-        arg_min(grid_position, finish_position_order) as grid_position,
+        arg_min(constructor_id, result_id) as constructor_id,
+        arg_min(grid_position, result_id) as grid_position,
         arg_min(status_category, finish_position_order) as status_category,
         min(finish_position_order) as finish_position_order,
         sum(points) as race_points,
