@@ -54,6 +54,8 @@ from models_py.tracking import (
 )
 from models_py.tuning import (
     Objective,
+    StudyMismatchError,
+    check_study_protocol,
     create_study,
     finished_trials,
     prepare_folds,
@@ -384,6 +386,14 @@ def tune(
             }
         )
         study = create_study(config.storage, study_name, config.seed)
+        check_study_protocol(
+            study,
+            {
+                "cv_valid_seasons": ",".join(str(fold.valid_year) for fold in folds),
+                "window": str(config.window),
+                "features_sql_sha256": data.spec.sql_sha256,
+            },
+        )
         objective = Objective(
             prepare_folds(data, folds), config.seed, config.threads, config.trials
         )
@@ -516,7 +526,7 @@ def train(config: TrainConfig) -> int:
             )
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
-    except (FoldDataError, onnx_export.OnnxParityError) as error:
+    except (FoldDataError, onnx_export.OnnxParityError, StudyMismatchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

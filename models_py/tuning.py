@@ -186,6 +186,31 @@ def create_study(storage_url: str | None, study_name: str, seed: int) -> optuna.
     )
 
 
+class StudyMismatchError(RuntimeError):
+    """A shared study was started for other folds or other features."""
+
+
+def check_study_protocol(study: optuna.Study, protocol: dict[str, str]) -> None:
+    """Record what the study tunes for; refuse to join one that tuned for something else.
+
+    Brier values from other folds or other feature definitions are not comparable, so mixing
+    them in one study would pick its best trial on meaningless numbers.
+    """
+    recorded = study.user_attrs.get("protocol")
+    if recorded is None:
+        study.set_user_attr("protocol", protocol)
+        return
+    differences = [
+        f"{key} {recorded.get(key)!r} here {value!r}"
+        for key, value in protocol.items()
+        if recorded.get(key) != value
+    ]
+    if differences:
+        raise StudyMismatchError(
+            f"study {study.study_name!r} was tuned for other settings: " + "; ".join(differences)
+        )
+
+
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=FINISHED)
 

@@ -11,6 +11,7 @@ import pytest
 
 from models_py.tuning import FINISHED, storage_from_url
 from tests.conftest import REPO_ROOT
+from tests.helpers import run_train, sqlite_uri
 
 pytestmark = pytest.mark.slow
 
@@ -71,3 +72,25 @@ def test_two_workers_fill_one_study_exactly(
     reported = [line for stdout, _ in outputs for line in stdout.splitlines() if "  trial " in line]
     finished_lines = [line for line in reported if "complete" in line or "pruned" in line]
     assert len(finished_lines) == TRIALS
+
+
+def test_joining_a_study_tuned_for_other_folds_is_refused(
+    real_warehouse: Path, real_manifest: Path, tmp_path: Path
+) -> None:
+    storage = f"journal:{tmp_path / 'study.log'}"
+    common = ["--tune-only", "--storage", storage, "--study-name", "s", "--trials", "1"]
+    first = run_train(
+        real_warehouse, real_manifest, *common, "--tracking-uri", sqlite_uri(tmp_path / "a")
+    )
+    assert first.returncode == 0, first.stderr
+    other_window = run_train(
+        real_warehouse,
+        real_manifest,
+        *common,
+        "--window",
+        "2",
+        "--tracking-uri",
+        sqlite_uri(tmp_path / "b"),
+    )
+    assert other_window.returncode == 2
+    assert "study 's' was tuned for other settings: window '3' here '2'" in other_window.stderr
