@@ -179,3 +179,29 @@ def test_champion_is_not_compared_on_seasons_it_trained_on(registry) -> None:
     fourth = client.get_model_version(MODEL, "4")
     assert fourth.tags["promoted"] == "false"
     assert fourth.tags["champion_holdout_brier_rescored"] == "none"
+
+
+def test_names_with_quotes_and_filter_syntax_neither_break_nor_widen_lookups(
+    registry, real_warehouse: Path, real_manifest: Path
+) -> None:
+    store, _, client = registry
+    tricky = f"{MODEL}' OR name LIKE '%"
+    completed = run_train(
+        real_warehouse,
+        real_manifest,
+        "--trials",
+        "0",
+        "--experiment",
+        'it\'s "quoted" OR 1=1',
+        "--model-name",
+        tricky,
+        "--tracking-uri",
+        sqlite_uri(store),
+    )
+    assert completed.returncode == 0, completed.stderr
+    # Had the champion lookup matched by pattern, it would have found podium-smoke's champion.
+    assert f"registered {tricky} v1 (ONNX v1): promoted to champion: no champion yet" in (
+        completed.stdout
+    )
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "3"
+    assert client.get_experiment_by_name('it\'s "quoted" OR 1=1') is not None
