@@ -38,8 +38,9 @@ docs:                           ## dbt docs (lineage from raw CSVs to the model)
 docs-serve: docs
 	$(DBT) docs serve $(DBT_ARGS) --host 127.0.0.1 --port 8080
 
+export Q
 sql:                            ## make sql Q="select ..." runs read-only SQL on the warehouse
-	$(BIN)/python scripts/sql.py "$(Q)"
+	$(BIN)/python scripts/sql.py "$$Q"
 
 bench:                          ## timings: dbt build, feature SQL, training CV
 	$(BIN)/python -m scripts.bench_features
