@@ -222,11 +222,13 @@ def test_bad_input_leaves_raw_data_and_warehouse_as_they_were(
     assert expected in str(failure.value)
     assert {path.name: sha256(path) for path in raw_dir.iterdir()} == raw_before
 
-    # The refresh that would follow still builds from the untouched raw data; the warehouse
-    # itself was never opened for writing.
-    assert sha256(warehouse_copy) == warehouse_before
-    [(rows,)] = query(warehouse_copy, "select count(*) from podium_features where year = 2025")
-    assert rows > 0
+    # The refresh that follows the rejected load rebuilds from the untouched raw data, so
+    # analysts keep exactly the feature rows they had.
+    features = "select * from podium_features order by race_id, driver_id"
+    rows_before = query(warehouse_copy, features)
+    build(warehouse_copy, raw_dir, SKIP_TESTS, target_path=tmp_path / "target")
+    assert sha256(warehouse_copy) != warehouse_before  # a new file was swapped in...
+    assert query(warehouse_copy, features) == rows_before  # ...with the same content
 
 
 def test_failed_dbt_build_keeps_the_previous_warehouse(
