@@ -1,4 +1,5 @@
-"""`python train.py`: rolling-season CV of the podium model and its baselines, tracked in MLflow."""
+"""`python train.py`: rolling-season CV of the podium model, its challenger and baselines,
+tracked in MLflow; the better of the two models is registered with its post-processing."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,17 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
-from models_py import onnx_export, predict
+from models_py import ablation, onnx_export, predict
+from models_py.candidates import (
+    NAIVE_BASELINE,
+    PODIUM_MODEL,
+    RULE_BASELINE,
+    Candidate,
+    baselines,
+    podium_candidate,
+    ranker_candidate,
+    served_postprocessor,
+)
 from models_py.config import (
     DEFAULT_ARTIFACT_ROOT,
     TrainConfig,
@@ -27,52 +37,36 @@ from models_py.config import (
     default_warehouse,
 )
 from models_py.dataset import DatasetError, FeatureData, load_feature_spec, read_features
-from models_py.evaluation import FoldDataError, FoldResult, fit_and_score, summarize
+from models_py.evaluation import (
+    DEFAULT_CALIBRATION_SEASONS,
+    FoldDataError,
+    FoldResult,
+    SeasonRunner,
+    folds_better,
+    summarize,
+)
 from models_py.folds import Fold, FoldError, protocol_folds
 from models_py.metrics import METRIC_NAMES
-from models_py.modelling import (
-    DEFAULT_LGBM_PARAMS,
-    LightGBMModel,
-    LogisticModel,
-    PodiumModel,
-    RuleModel,
-)
+from models_py.modelling import DEFAULT_LGBM_PARAMS, LightGBMModel, LightGBMRanker
 from models_py.registry import Registration, register
+from models_py.served import log_served_model, served_input
 from models_py.tracking import (
     StoreBusyError,
-    artifact_folder,
     common_tags,
     configure,
     lock_local_store,
+    log_comparison,
     log_cv_artifacts,
     log_dataset,
     log_fold_run,
-    log_lightgbm_model,
     log_params,
     redact_url,
     tracked_run,
 )
-from models_py.tuning import (
-    Objective,
-    StudyMismatchError,
-    check_study_protocol,
-    create_study,
-    finished_trials,
-    prepare_folds,
-    run_study,
-    save_study_plots,
-    split_scale_pos_weight,
-)
+from models_py.tuning import StudyMismatchError, tune
 
 PYFUNC_TOLERANCE = 1e-9
 INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
-
-
-@dataclass(frozen=True)
-class Candidate:
-    name: str
-    make: Callable[[], PodiumModel]
-    description: str
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,10 +113,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scale-pos-weight",
         type=float,
-        default=None,
-        help="LightGBM scale_pos_weight (default: negatives / positives of each training fold)",
+        default=1.0,
+        help="LightGBM scale_pos_weight (default 1: no class weighting, which would inflate "
+        "every probability)",
     )
-    parser.add_argument("--no-baselines", action="store_true", help="skip the three baseline runs")
+    parser.add_argument(
+        "--tune-class-weight",
+        action="store_true",
+        help="let the study search scale_pos_weight in 1-10 as well",
+    )
+    parser.add_argument(
+        "--calibration-seasons",
+        type=int,
+        default=DEFAULT_CALIBRATION_SEASONS,
+        help="earlier seasons whose out-of-fold predictions fit each fold's calibration "
+        f"(default {DEFAULT_CALIBRATION_SEASONS})",
+    )
+    parser.add_argument(
+        "--no-calibration", action="store_true", help="serve LightGBM's probabilities uncalibrated"
+    )
+    parser.add_argument(
+        "--no-normalisation",
+        action="store_true",
+        help="do not make each race's probabilities sum to 3",
+    )
+    parser.add_argument(
+        "--no-challenger",
+        action="store_true",
+        help="skip the race-coherent ranking challenger (lambdarank + Plackett-Luce)",
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="skip the four baseline runs")
     parser.add_argument(
         "--trials",
         type=int,
@@ -167,6 +187,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed,
         threads=args.threads,
         scale_pos_weight=args.scale_pos_weight,
+        tune_class_weight=args.tune_class_weight,
+        calibration_seasons=args.calibration_seasons,
+        calibrate=not args.no_calibration,
+        normalise=not args.no_normalisation,
+        challenger=not args.no_challenger,
         baselines=not args.no_baselines,
         trials=args.trials,
         storage=args.storage,
@@ -176,75 +201,46 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def baselines(config: TrainConfig, data: FeatureData) -> list[Candidate]:
-    categorical = list(data.spec.categorical)
-    return [
-        Candidate("baseline_rule", RuleModel, "driver_podium_rate_10 as the probability"),
-        Candidate(
-            "baseline_logistic",
-            lambda: LogisticModel(
-                numeric=list(data.spec.numeric), categorical=categorical, seed=config.seed
-            ),
-            "logistic regression, imputed and scaled",
-        ),
-        Candidate(
-            "baseline_lgbm_default",
-            lambda: LightGBMModel(
-                categorical=categorical,
-                seed=config.seed,
-                threads=config.threads,
-                hyperparameters={},
-                scale_pos_weight=1.0,
-                name="baseline_lgbm_default",
-            ),
-            "LightGBM, library default parameters",
-        ),
-    ]
+@dataclass(frozen=True)
+class CandidateRun:
+    candidate: Candidate
+    run_id: str
+    results: list[FoldResult]
+    holdout: FoldResult
+    summary: dict[str, float]
 
 
-def podium_candidate(
-    config: TrainConfig, data: FeatureData, hyperparameters: dict, origin: str
-) -> Candidate:
-    params, tuned_weight = split_scale_pos_weight(hyperparameters)
-    weight = tuned_weight if tuned_weight is not None else config.scale_pos_weight
-    if "subsample" in params:
-        params.setdefault("subsample_freq", 1)
-
-    def make() -> LightGBMModel:
-        return LightGBMModel(
-            categorical=list(data.spec.categorical),
-            seed=config.seed,
-            threads=config.threads,
-            hyperparameters=dict(params),
-            scale_pos_weight=weight,
-        )
-
-    return Candidate("lgbm", make, f"LightGBM, {origin}")
-
-
-def cross_validate(candidate: Candidate, data: FeatureData, folds: list[Fold]) -> list[FoldResult]:
+def cross_validate(
+    candidate: Candidate, config: TrainConfig, data: FeatureData, folds: list[Fold], holdout: Fold
+) -> tuple[list[FoldResult], FoldResult]:
+    """Every CV fold, then the holdout, each post-processed as the served model would be."""
+    runner = SeasonRunner(
+        candidate.make, candidate.postprocessor, data, config.window, config.calibration_seasons
+    )
     results: list[FoldResult] = []
     started = time.perf_counter()
     for index, fold in enumerate(folds, start=1):
-        result = fit_and_score(candidate.make, data, fold)
+        result = runner.result(fold)
         results.append(result)
         print(
             f"  {candidate.name:<22} fold {index:>2}/{len(folds)} {fold.describe()}: "
             f"brier {result.metrics['brier']:.4f} auc {result.metrics['auc']:.3f} "
-            f"({result.seconds:.1f} s, {time.perf_counter() - started:.0f} s elapsed)",
+            f"({time.perf_counter() - started:.0f} s elapsed)",
             flush=True,
         )
-    return results
+    return results, runner.result(holdout)
 
 
 def run_params(
-    config: TrainConfig, data: FeatureData, folds: list[Fold], model: PodiumModel
+    config: TrainConfig, data: FeatureData, folds: list[Fold], result: FoldResult
 ) -> dict:
     return {
-        **{f"model.{key}": value for key, value in model.params().items()},
-        "model": model.name,
+        **{f"model.{key}": value for key, value in result.model.params().items()},
+        "model": result.model.name,
+        "postprocessing": result.postprocessor.describe(),
+        "calibration_seasons": config.calibration_seasons,
         "features": ",".join(data.features),
-        "categorical_features": ",".join(data.spec.categorical),
+        "categorical_features": ",".join(data.categorical),
         "window": config.window,
         "cv_valid_seasons": ",".join(str(fold.valid_year) for fold in folds),
         "test_season": config.test_season,
@@ -252,21 +248,75 @@ def run_params(
     }
 
 
-def lift(summary: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
-    return {
-        "cv_brier_lift_vs_rule": reference["cv_brier_mean"] - summary["cv_brier_mean"],
-        "cv_auc_lift_vs_rule": summary["cv_auc_mean"] - reference["cv_auc_mean"],
-    }
+def comparisons(
+    results: list[FoldResult], summary: dict[str, float], references: dict[str, CandidateRun]
+) -> dict[str, float]:
+    """Lift over the rule baseline, and the folds won against the naive rule."""
+    compared: dict[str, float] = {}
+    rule = references.get(RULE_BASELINE)
+    reference = rule.summary if rule else summary
+    compared["cv_brier_lift_vs_rule"] = reference["cv_brier_mean"] - summary["cv_brier_mean"]
+    compared["cv_auc_lift_vs_rule"] = summary["cv_auc_mean"] - reference["cv_auc_mean"]
+    naive = references.get(NAIVE_BASELINE)
+    if naive is not None:
+        compared["cv_folds_beating_naive"] = folds_better(results, naive.results)
+        compared["cv_brier_lift_vs_naive"] = (
+            naive.summary["cv_brier_mean"] - summary["cv_brier_mean"]
+        )
+    return compared
 
 
-def check_pyfunc(model_uri: str, model: LightGBMModel, features: pd.DataFrame) -> float:
-    reloaded = mlflow.pyfunc.load_model(model_uri)
-    difference = float(
-        np.max(np.abs(np.asarray(reloaded.predict(features)) - model.predict_proba(features)))
+def train_candidate(
+    candidate: Candidate,
+    config: TrainConfig,
+    data: FeatureData,
+    folds: list[Fold],
+    holdout_fold: Fold,
+    tags: dict[str, str],
+    references: dict[str, CandidateRun],
+) -> CandidateRun:
+    print(f"{candidate.name}: {candidate.description}", flush=True)
+    run_name = (
+        f"{candidate.name} w{config.window} cv{folds[0].valid_year}-{folds[-1].valid_year} "
+        f"test{config.test_season}"
     )
+    with tracked_run(run_name=run_name, tags={**tags, "pitwall.role": candidate.name}) as run:
+        results, holdout = cross_validate(candidate, config, data, folds, holdout_fold)
+        params = run_params(config, data, folds, holdout)
+        log_params(params)
+        summary = summarize(results)
+        summary |= comparisons(results, summary, references)
+        summary |= {f"holdout_{name}": value for name, value in holdout.metrics.items()}
+        mlflow.log_metrics(summary)
+        if candidate.servable:
+            fold_params = {"model": params["model"], "window": config.window}
+            for result in results:
+                log_fold_run(result, fold_params)
+        else:
+            for result in results:
+                mlflow.log_metrics(
+                    {f"fold_{name}": value for name, value in result.metrics.items()},
+                    step=result.fold.valid_year,
+                )
+        log_cv_artifacts(results, holdout)
+        print(
+            f"  {candidate.name:<22} CV brier {summary['cv_brier_mean']:.4f} "
+            f"log loss {summary['cv_log_loss_mean']:.4f} auc {summary['cv_auc_mean']:.3f}; "
+            f"holdout {config.test_season} brier {summary['holdout_brier']:.4f} "
+            f"auc {summary['holdout_auc']:.3f}",
+            flush=True,
+        )
+    return CandidateRun(candidate, run.info.run_id, results, holdout, summary)
+
+
+def check_pyfunc(model_uri: str, example: pd.DataFrame, expected: np.ndarray) -> float:
+    """The logged pyfunc must give the very probabilities the holdout metrics were computed on."""
+    reloaded = mlflow.pyfunc.load_model(model_uri)
+    difference = float(np.max(np.abs(np.asarray(reloaded.predict(example)) - expected)))
     if difference > PYFUNC_TOLERANCE:
         raise RuntimeError(
-            f"the logged model does not reproduce the booster (max |diff| {difference:.2e})"
+            f"the logged model does not reproduce the holdout probabilities "
+            f"(max |diff| {difference:.2e})"
         )
     return difference
 
@@ -278,153 +328,54 @@ class FinalModel:
     holdout_brier: float
 
 
-def log_final_model(model: LightGBMModel, data: FeatureData, holdout_fold: Fold) -> FinalModel:
-    """Dataset, encoding, booster, pyfunc check, ONNX with parity: all in the active run."""
-    assert model.booster is not None
-    training = data.seasons(holdout_fold.train_years)
-    training = training[~training["is_upcoming"]]
-    log_dataset(
-        data,
-        training,
-        name=f"podium_features_{holdout_fold.train_years[0]}_{holdout_fold.train_years[-1]}",
-    )
-    mlflow.log_dict(data.categories, "feature_encoding.json")
-    holdout_features = data.frame.loc[data.frame["year"] == holdout_fold.valid_year, data.features]
-    model_uri = log_lightgbm_model(model, holdout_features)
-    mlflow.log_metric("pyfunc_max_abs_diff", check_pyfunc(model_uri, model, holdout_features))
+def log_final_model(
+    served: CandidateRun, data: FeatureData, runs: list[CandidateRun]
+) -> FinalModel:
+    """Dataset, encoding, the served pyfunc (checked), ONNX with parity: in the winner's run."""
+    holdout = served.holdout
+    model = holdout.model
+    assert isinstance(model, LightGBMModel | LightGBMRanker) and model.booster is not None
+    holdout_fold = holdout.fold
+    with tracked_run(run_id=served.run_id):
+        training = data.seasons(holdout_fold.train_years)
+        training = training[~training["is_upcoming"]]
+        log_dataset(
+            data,
+            training,
+            name=f"podium_features_{holdout_fold.train_years[0]}_{holdout_fold.train_years[-1]}",
+        )
+        mlflow.log_dict(data.categories, "feature_encoding.json")
+        holdout_rows = data.past[data.past["year"] == holdout_fold.valid_year]
+        example = served_input(holdout_rows, data.features)
+        expected = holdout.predictions["probability"].to_numpy()
+        model_uri = log_served_model(model.booster, holdout.postprocessor, example, expected)
+        mlflow.log_metric("pyfunc_max_abs_diff", check_pyfunc(model_uri, example, expected))
 
-    onnx_model = onnx_export.convert(model.booster, len(data.features))
-    parity = onnx_export.check_parity(onnx_model, model.booster, holdout_features)
-    mlflow.log_metric("onnx_max_abs_diff", parity)
-    onnx_input = holdout_features.to_numpy(dtype=np.float32)
-    onnx_info = mlflow.onnx.log_model(
-        onnx_model,
-        name="onnx_model",
-        # A signature, not an input example: MLflow would validate the example through JSON,
-        # which cannot carry the NaNs of missing features.
-        signature=infer_signature(
-            onnx_input, onnx_export.predict(onnx_export.session(onnx_model), onnx_input)
-        ),
-        onnx_execution_providers=["CPUExecutionProvider"],
-    )
-    mlflow.set_tags({"model_uri": model_uri, "onnx_model_uri": onnx_info.model_uri})
+        holdout_features = holdout_rows[data.features]
+        onnx_model = onnx_export.convert(model.booster, len(data.features))
+        parity = onnx_export.check_parity(onnx_model, model.booster, holdout_features)
+        mlflow.log_metric("onnx_max_abs_diff", parity)
+        onnx_input = holdout_features.to_numpy(dtype=np.float32)
+        onnx_info = mlflow.onnx.log_model(
+            onnx_model,
+            name="onnx_model",
+            # A signature, not an input example: MLflow would validate the example through
+            # JSON, which cannot carry the NaNs of missing features.
+            signature=infer_signature(
+                onnx_input, onnx_export.predict(onnx_export.session(onnx_model), onnx_input)
+            ),
+            onnx_execution_providers=["CPUExecutionProvider"],
+        )
+        log_comparison({run.candidate.name: run.results for run in runs}, served.candidate.name)
+        mlflow.set_tags(
+            {
+                "model_uri": model_uri,
+                "onnx_model_uri": onnx_info.model_uri,
+                "pitwall.served": "true",
+            }
+        )
     print(f"  ONNX parity on {len(holdout_features)} holdout rows: max |diff| {parity:.1e}")
-    holdout_brier = float(
-        mlflow.get_run(mlflow.active_run().info.run_id).data.metrics["holdout_brier"]
-    )
-    return FinalModel(model_uri, onnx_info.model_uri, holdout_brier)
-
-
-def train_candidate(
-    candidate: Candidate,
-    config: TrainConfig,
-    data: FeatureData,
-    folds: list[Fold],
-    holdout_fold: Fold,
-    tags: dict[str, str],
-    rule_summary: dict[str, float] | None,
-) -> tuple[dict[str, float], FinalModel | None]:
-    print(f"{candidate.name}: {candidate.description}", flush=True)
-    is_podium_model = candidate.name == "lgbm"
-    run_name = (
-        f"{candidate.name} w{config.window} cv{folds[0].valid_year}-{folds[-1].valid_year} "
-        f"test{config.test_season}"
-    )
-    final: FinalModel | None = None
-    with tracked_run(run_name=run_name, tags={**tags, "pitwall.role": candidate.name}):
-        results = cross_validate(candidate, data, folds)
-        holdout = fit_and_score(candidate.make, data, holdout_fold)
-        params = run_params(config, data, folds, holdout.model)
-        log_params(params)
-        summary = summarize(results)
-        reference = summary if candidate.name == "baseline_rule" else rule_summary
-        if reference is not None:
-            summary |= lift(summary, reference)
-        summary |= {f"holdout_{name}": value for name, value in holdout.metrics.items()}
-        mlflow.log_metrics(summary)
-        if is_podium_model:
-            fold_params = {"model": params["model"], "window": config.window}
-            for result in results:
-                log_fold_run(result, fold_params)
-        else:
-            for result in results:
-                mlflow.log_metrics(
-                    {f"fold_{name}": value for name, value in result.metrics.items()},
-                    step=result.fold.valid_year,
-                )
-        final_booster = holdout.model if isinstance(holdout.model, LightGBMModel) else None
-        log_cv_artifacts(results, holdout, final_booster)
-        if is_podium_model and isinstance(holdout.model, LightGBMModel):
-            final = log_final_model(holdout.model, data, holdout_fold)
-        print(
-            f"  {candidate.name:<22} CV brier {summary['cv_brier_mean']:.4f} "
-            f"auc {summary['cv_auc_mean']:.3f}; holdout {config.test_season} "
-            f"brier {summary['holdout_brier']:.4f} auc {summary['holdout_auc']:.3f}",
-            flush=True,
-        )
-    return summary, final
-
-
-def tune(
-    config: TrainConfig, data: FeatureData, folds: list[Fold], study_name: str, tags: dict[str, str]
-) -> dict:
-    """Run (or join) the Optuna study under one MLflow parent run; return the best parameters."""
-    print(f"tuning: study {study_name!r}, {config.trials} trials in total", flush=True)
-    started = time.perf_counter()
-    run_tags = {**tags, "pitwall.role": "study", "optuna.study_name": study_name}
-    with tracked_run(run_name=f"optuna study {study_name}", tags=run_tags):
-        log_params(
-            {
-                "study_name": study_name,
-                "trials_requested": config.trials,
-                "storage": redact_url(config.storage) if config.storage else "in-memory",
-                "sampler": f"TPESampler(seed={config.seed})",
-                "pruner": "MedianPruner(n_startup_trials=5, n_warmup_steps=3)",
-                "objective": "mean fold Brier",
-                "cv_valid_seasons": ",".join(str(fold.valid_year) for fold in folds),
-                "window": config.window,
-            }
-        )
-        study = create_study(config.storage, study_name, config.seed)
-        check_study_protocol(
-            study,
-            {
-                "cv_valid_seasons": ",".join(str(fold.valid_year) for fold in folds),
-                "window": str(config.window),
-                "features_sql_sha256": data.spec.sql_sha256,
-            },
-        )
-        objective = Objective(
-            prepare_folds(data, folds), config.seed, config.threads, config.trials
-        )
-        run_study(study, objective, config.trials)
-        finished = finished_trials(study)
-        complete = [trial for trial in finished if trial.state.name == "COMPLETE"]
-        if not complete:
-            raise RuntimeError(
-                f"study {study_name!r} has no complete trial to take parameters from"
-            )
-        best = study.best_trial
-        mlflow.log_metrics(
-            {
-                "best_mean_brier": best.value,
-                "best_trial_number": best.number,
-                "trials_complete": len(complete),
-                "trials_pruned": len(finished) - len(complete),
-                "seconds": time.perf_counter() - started,
-            }
-        )
-        log_params({f"best.{key}": value for key, value in best.params.items()})
-        with artifact_folder() as folder:
-            for figure in save_study_plots(study, folder):
-                mlflow.log_artifact(str(figure), artifact_path="study")
-    print(
-        f"  best trial {best.number}: mean brier {best.value:.4f} "
-        f"({len(complete)} complete, {len(finished) - len(complete)} pruned, "
-        f"{time.perf_counter() - started:.0f} s)",
-        flush=True,
-    )
-    return dict(best.params)
+    return FinalModel(model_uri, onnx_info.model_uri, served.summary["holdout_brier"])
 
 
 def summary_table(summaries: dict[str, dict[str, float]]) -> str:
@@ -442,12 +393,11 @@ def summary_table(summaries: dict[str, dict[str, float]]) -> str:
     return table.to_string(float_format=lambda value: f"{value:.4f}")
 
 
-def describe_registration(registration: Registration) -> str:
-    decision = registration.decision
-    verdict = "promoted to champion" if decision.promoted else "left as challenger"
-    return (
-        f"registered {registration.model_name} v{registration.version} "
-        f"(ONNX v{registration.onnx_version}): {verdict}: {decision.reason}"
+def choose_served(runs: dict[str, CandidateRun]) -> CandidateRun:
+    """The challenger is served only if it beats the podium model on mean CV Brier."""
+    servable = [run for run in runs.values() if run.candidate.servable]
+    return min(
+        servable, key=lambda run: (run.summary["cv_brier_mean"], run.candidate.name != PODIUM_MODEL)
     )
 
 
@@ -480,34 +430,35 @@ def train(config: TrainConfig) -> int:
     session = uuid.uuid4().hex[:12]
     tags = common_tags(config, data, session=session)
     study_name = config.study_name or f"podium-{session}"
-    summaries: dict[str, dict[str, float]] = {}
+    runs: dict[str, CandidateRun] = {}
     registration: Registration | None = None
     try:
         hyperparameters, origin = dict(DEFAULT_LGBM_PARAMS), "project defaults"
         if config.trials > 0 or config.storage:
-            hyperparameters = tune(config, data, folds, study_name, tags)
+            hyperparameters = tune(
+                config, data, folds, study_name, tags, served_postprocessor(config)
+            )
             origin = f"best of study {study_name}"
             tags = {**tags, "optuna.study_name": study_name}
         if config.tune_only:
             print(f"done in {time.perf_counter() - started:.0f} s (worker: no final model)")
             return 0
-        rule_summary: dict[str, float] | None = None
-        if config.baselines:
-            for candidate in baselines(config, data):
-                summaries[candidate.name], _ = train_candidate(
-                    candidate, config, data, folds, holdout_fold, tags, rule_summary
-                )
-                if candidate.name == "baseline_rule":
-                    rule_summary = summaries[candidate.name]
-        candidate = podium_candidate(config, data, hyperparameters, origin)
-        summaries["lgbm"], final = train_candidate(
-            candidate, config, data, folds, holdout_fold, tags, rule_summary
-        )
-        assert final is not None
+        candidates = baselines(config, data) if config.baselines else []
+        if config.challenger:
+            candidates.append(ranker_candidate(config, data, hyperparameters, origin))
+        candidates.append(podium_candidate(config, data, hyperparameters, origin))
+        for candidate in candidates:
+            runs[candidate.name] = train_candidate(
+                candidate, config, data, folds, holdout_fold, tags, runs
+            )
+        served = choose_served(runs)
+        print(f"serving {served.candidate.name}: the lower mean CV Brier", flush=True)
+        final = log_final_model(served, data, list(runs.values()))
         registration_tags = {
             "git_commit": tags["git_commit"],
             "data_version": tags["data_version"],
             "features": ",".join(data.features),
+            "served_candidate": served.candidate.name,
             "study_name": study_name if config.trials > 0 or config.storage else "none",
         }
         # Registration is a handful of registry calls on two models: a signal arriving in the
@@ -541,13 +492,22 @@ def train(config: TrainConfig) -> int:
             print("interrupted: open MLflow runs marked KILLED, no alias moved", file=sys.stderr)
         return 130
     print()
-    print(summary_table(summaries))
+    print(summary_table({name: run.summary for name, run in runs.items()}))
     print(describe_registration(registration))
     print(
         f"\ndone in {time.perf_counter() - started:.0f} s; open the runs with "
         f"`mlflow ui --backend-store-uri {redact_url(config.tracking_uri)}`"
     )
     return 0
+
+
+def describe_registration(registration: Registration) -> str:
+    decision = registration.decision
+    verdict = "promoted to champion" if decision.promoted else "left as challenger"
+    return (
+        f"registered {registration.model_name} v{registration.version} "
+        f"(ONNX v{registration.onnx_version}): {verdict}: {decision.reason}"
+    )
 
 
 def interrupt(signum: int, _frame: object) -> None:
@@ -560,4 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     if arguments[:1] == ["predict"]:
         return predict.main(arguments[1:])
+    if arguments[:1] == ["ablation"]:
+        return ablation.main(
+            arguments[1:], lambda rest: config_from_args(build_parser().parse_args(rest))
+        )
     return train(config_from_args(build_parser().parse_args(arguments)))

@@ -26,7 +26,12 @@ class TrainConfig:
     artifact_root: Path = DEFAULT_ARTIFACT_ROOT
     seed: int = 42
     threads: int = 2
-    scale_pos_weight: float | None = None
+    scale_pos_weight: float = 1.0
+    tune_class_weight: bool = False
+    calibration_seasons: int = 5
+    calibrate: bool = True
+    normalise: bool = True
+    challenger: bool = True
     baselines: bool = True
     trials: int = 50
     storage: str | None = None

@@ -1,16 +1,18 @@
 """Read `podium_features` from the warehouse, read-only, with the feature list dbt declares.
 
 The feature list lives in one place: the `meta` of the columns of `podium_features` in its dbt
-YAML, which dbt writes into `target/manifest.json`. This module reads it from there, checks the
-warehouse table against it (every column present with its contract type), and selects the rows
-with SQL. Nothing here computes a feature.
+YAML, which dbt writes into `target/manifest.json`: `feature` (the default model's inputs),
+`feature_group` (the lever a column belongs to in the ablation; a grouped column that is not a
+`feature` is a measured candidate), `categorical`, `target` and `ranking_label`. This module reads
+them from there, checks the warehouse table against them (every column present with its contract
+type), and selects the rows with SQL. Nothing here computes a feature.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -37,6 +39,9 @@ class DatasetError(RuntimeError):
     """The warehouse or the dbt manifest is not what training needs; the message says what."""
 
 
+UNGROUPED = "ungrouped"
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     features: tuple[str, ...]
@@ -44,10 +49,27 @@ class FeatureSpec:
     target: str
     column_types: dict[str, str]
     sql_sha256: str
+    groups: dict[str, str]
+    ranking_label: str | None = None
 
     @property
     def numeric(self) -> tuple[str, ...]:
         return tuple(name for name in self.features if name not in self.categorical)
+
+    @property
+    def model_columns(self) -> tuple[str, ...]:
+        """Every column a model may use: the default features, then the measured candidates."""
+        return (*self.features, *(name for name in self.groups if name not in self.features))
+
+    def group_features(self, *groups: str) -> tuple[str, ...]:
+        return tuple(name for name in self.model_columns if self.groups[name] in groups)
+
+    def select(self, features: list[str] | tuple[str, ...]) -> FeatureSpec:
+        """The same table with another feature list (an ablation step, a trained model's own)."""
+        unknown = [name for name in features if name not in self.groups]
+        if unknown:
+            raise DatasetError(f"{FEATURE_TABLE} declares no feature {unknown}")
+        return replace(self, features=tuple(features))
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,14 @@ class FeatureData:
     @property
     def features(self) -> list[str]:
         return list(self.spec.features)
+
+    @property
+    def categorical(self) -> list[str]:
+        """The categorical columns among this data's features."""
+        return [name for name in self.spec.features if name in self.spec.categorical]
+
+    def with_features(self, features: list[str] | tuple[str, ...]) -> FeatureData:
+        return replace(self, spec=self.spec.select(features))
 
     @property
     def past(self) -> pd.DataFrame:
@@ -121,26 +151,36 @@ def load_feature_spec(manifest_path: Path) -> FeatureSpec:
     features: list[str] = []
     categorical: list[str] = []
     targets: list[str] = []
+    ranking_labels: list[str] = []
+    groups: dict[str, str] = {}
     column_types: dict[str, str] = {}
     for name, column in node["columns"].items():
         meta = column.get("config", {}).get("meta") or column.get("meta") or {}
         column_types[name] = (column.get("data_type") or "").lower()
-        if meta.get("feature"):
-            features.append(name)
+        if meta.get("feature") or meta.get("feature_group"):
+            groups[name] = meta.get("feature_group") or UNGROUPED
             if meta.get("categorical"):
                 categorical.append(name)
+        if meta.get("feature"):
+            features.append(name)
         if meta.get("target"):
             targets.append(name)
+        if meta.get("ranking_label"):
+            ranking_labels.append(name)
     if not features:
         raise DatasetError(f"{FEATURE_TABLE} in {manifest_path} declares no meta.feature column")
     if len(targets) != 1:
         raise DatasetError(f"{FEATURE_TABLE} must declare exactly one meta.target column")
+    if len(ranking_labels) > 1:
+        raise DatasetError(f"{FEATURE_TABLE} declares more than one meta.ranking_label column")
     return FeatureSpec(
         features=tuple(features),
         categorical=tuple(categorical),
         target=targets[0],
         column_types=column_types,
         sql_sha256=lineage_sha256(manifest, MODEL_NODE),
+        groups=groups,
+        ranking_label=ranking_labels[0] if ranking_labels else None,
     )
 
 
@@ -155,7 +195,8 @@ def check_table(connection: duckdb.DuckDBPyConnection, spec: FeatureSpec, where:
         raise DatasetError(
             f"{where} has no table {FEATURE_TABLE}: run `make build` (dbt) before training"
         )
-    needed = [*KEY_COLUMNS, *spec.features, spec.target]
+    labels = [spec.target] + ([spec.ranking_label] if spec.ranking_label else [])
+    needed = [*KEY_COLUMNS, *spec.model_columns, *labels]
     for name in needed:
         if name not in actual:
             raise DatasetError(f"{where}: {FEATURE_TABLE} has no column {name!r}")
@@ -170,8 +211,9 @@ def check_table(connection: duckdb.DuckDBPyConnection, spec: FeatureSpec, where:
 def read_features(
     warehouse: Path, spec: FeatureSpec, categories: dict[str, list[str]] | None = None
 ) -> FeatureData:
-    """All rows of the feature table (past and upcoming), features encoded as floats.
+    """All rows of the feature table (past and upcoming), model columns encoded as floats.
 
+    Every column a model may use is read (the default features and the measured candidates).
     Categorical columns become positions in one fixed category list per column: the whole
     table's sorted values, or `categories` (a trained model's own lists, so that scoring encodes
     exactly as training did; values it never saw become missing).
@@ -180,27 +222,32 @@ def read_features(
         raise DatasetError(f"no warehouse at {warehouse}: run `make setup` or `make build` first")
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         check_table(connection, spec, warehouse)
-        categories = categories or {
-            name: [
-                value
-                for (value,) in connection.execute(
-                    f'select distinct "{name}" from {FEATURE_TABLE} '
-                    f'where "{name}" is not null order by 1'
-                ).fetchall()
-            ]
-            for name in spec.categorical
-        }
+        categories = dict(categories or {})
+        for name in spec.categorical:
+            if name not in categories:
+                categories[name] = [
+                    value
+                    for (value,) in connection.execute(
+                        f'select distinct "{name}" from {FEATURE_TABLE} '
+                        f'where "{name}" is not null order by 1'
+                    ).fetchall()
+                ]
+        labels = [spec.target] + ([spec.ranking_label] if spec.ranking_label else [])
         selected = ", ".join(
-            f'"{name}"' for name in (*KEY_COLUMNS, *DISPLAY_COLUMNS, spec.target, *spec.features)
+            f'"{name}"' for name in (*KEY_COLUMNS, *DISPLAY_COLUMNS, *labels, *spec.model_columns)
         )
         frame = connection.execute(
             f"select {selected} from {FEATURE_TABLE} order by year, round, driver_id"
         ).df()
-    for name in spec.features:
+    for name in spec.model_columns:
         if name in categories:
             # One fixed category set for the whole table, so every fold encodes alike.
             codes = pd.Categorical(frame[name], categories=categories[name]).codes
             frame[name] = np.where(codes < 0, np.nan, codes).astype("float64")
         else:
-            frame[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
+            # Served through ONNX, features are float32: training on the same float32 values
+            # keeps every tree split on the same side for both (a value a hair from a split
+            # threshold in float64 can cross it when rounded to float32).
+            numeric = pd.to_numeric(frame[name], errors="raise")
+            frame[name] = numeric.astype("float32").astype("float64")
     return FeatureData(frame=frame, spec=spec, categories=categories, source=str(warehouse))

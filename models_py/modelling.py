@@ -1,4 +1,8 @@
-"""The podium model (LightGBM) and the baselines it must beat, behind one small interface."""
+"""The podium model (LightGBM), its ranking challenger and the baselines, behind one interface.
+
+Every model returns a raw score per row (`score`); turning scores into the probabilities users
+read is the post-processor's job (`models_py.postprocessing`), fitted on earlier seasons.
+"""
 
 from __future__ import annotations
 
@@ -15,39 +19,63 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 RULE_FEATURE = "driver_podium_rate_10"
+NAIVE_TEAM_FEATURE = "constructor_podium_rate_5"
+NAIVE_DRIVER_FEATURE = "driver_podium_rate_10"
 
-# The podium model's defaults: a moderate learning rate with enough trees, and row and column
-# bagging (LightGBM ignores `subsample` unless `subsample_freq` is set, so both are given).
+# The podium model's defaults: slow learning, small trees that need many rows per leaf, L1/L2
+# and row and column bagging (LightGBM ignores `subsample` unless `subsample_freq` is set). A
+# podium is a rare, noisy outcome: on the CV folds strong regularisation is what buys Brier.
 DEFAULT_LGBM_PARAMS: dict[str, Any] = {
-    "n_estimators": 400,
-    "learning_rate": 0.03,
-    "num_leaves": 31,
-    "min_child_samples": 40,
-    "subsample": 0.8,
+    "n_estimators": 600,
+    "learning_rate": 0.01,
+    "num_leaves": 15,
+    "min_child_samples": 150,
+    "subsample": 0.7,
     "subsample_freq": 1,
-    "colsample_bytree": 0.8,
-    "reg_lambda": 1.0,
+    "colsample_bytree": 0.5,
+    "reg_alpha": 1.0,
+    "reg_lambda": 5.0,
 }
 
 
 class PodiumModel(Protocol):
     name: str
 
-    def fit(self, features: pd.DataFrame, target: np.ndarray) -> PodiumModel: ...
+    def fit(
+        self,
+        features: pd.DataFrame,
+        target: np.ndarray,
+        race_ids: np.ndarray | None = None,
+        finish_position: np.ndarray | None = None,
+    ) -> PodiumModel: ...
 
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray: ...
+    def score(self, features: pd.DataFrame) -> np.ndarray:
+        """Raw output: a probability for the classifiers, a ranking score for the ranker."""
+        ...
 
     def params(self) -> dict[str, Any]: ...
 
 
+def split_scale_pos_weight(params: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
+    """Booster parameters without `scale_pos_weight`, and that weight (None when absent)."""
+    rest = dict(params)
+    weight = rest.pop("scale_pos_weight", None)
+    return rest, weight
+
+
 def lightgbm_training_params(
-    params: dict[str, Any], seed: int, threads: int, scale_pos_weight: float
+    params: dict[str, Any],
+    seed: int,
+    threads: int,
+    scale_pos_weight: float | None,
+    objective: str = "binary",
 ) -> tuple[dict[str, Any], int]:
-    """LightGBM's native parameters for a deterministic binary model, and the number of rounds."""
+    """LightGBM's native parameters for a deterministic model, and the number of rounds."""
     native = {key: value for key, value in params.items() if key != "n_estimators"}
+    if scale_pos_weight is not None:
+        native["scale_pos_weight"] = scale_pos_weight
     native.update(
-        objective="binary",
-        scale_pos_weight=scale_pos_weight,
+        objective=objective,
         seed=seed,
         deterministic=True,
         force_row_wise=True,
@@ -59,18 +87,25 @@ def lightgbm_training_params(
 
 @dataclass
 class LightGBMModel:
-    """LightGBM binary classifier; `scale_pos_weight` defaults to negatives / positives."""
+    """LightGBM binary classifier. No class weight by default: weighting the rare podiums up
+    inflates every probability. `scale_pos_weight=None` weighs them negatives / positives."""
 
     categorical: list[str]
     seed: int
     threads: int
     hyperparameters: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_LGBM_PARAMS))
-    scale_pos_weight: float | None = None
+    scale_pos_weight: float | None = 1.0
     name: str = "lgbm"
     booster: lgb.Booster | None = None
     fitted_scale_pos_weight: float | None = None
 
-    def fit(self, features: pd.DataFrame, target: np.ndarray) -> LightGBMModel:
+    def fit(
+        self,
+        features: pd.DataFrame,
+        target: np.ndarray,
+        race_ids: np.ndarray | None = None,
+        finish_position: np.ndarray | None = None,
+    ) -> LightGBMModel:
         positives = int(np.sum(target))
         negatives = len(target) - positives
         if positives == 0 or negatives == 0:
@@ -95,6 +130,9 @@ class LightGBMModel:
             raise RuntimeError("fit the model before predicting")
         return np.asarray(self.booster.predict(features), dtype=float)
 
+    def score(self, features: pd.DataFrame) -> np.ndarray:
+        return self.predict_proba(features)
+
     def params(self) -> dict[str, Any]:
         native, rounds = lightgbm_training_params(
             self.hyperparameters,
@@ -114,13 +152,22 @@ class RuleModel:
     name: str = "baseline_rule"
     fallback: float | None = None
 
-    def fit(self, features: pd.DataFrame, target: np.ndarray) -> RuleModel:
+    def fit(
+        self,
+        features: pd.DataFrame,
+        target: np.ndarray,
+        race_ids: np.ndarray | None = None,
+        finish_position: np.ndarray | None = None,
+    ) -> RuleModel:
         # A debutant has no rate; the training base rate is the honest guess for them.
         self.fallback = float(np.mean(target))
         return self
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         return features[RULE_FEATURE].fillna(self.fallback).to_numpy(dtype=float)
+
+    def score(self, features: pd.DataFrame) -> np.ndarray:
+        return self.predict_proba(features)
 
     def params(self) -> dict[str, Any]:
         return {"rule_feature": RULE_FEATURE, "missing_rate_fallback": "training base rate"}
@@ -136,7 +183,13 @@ class LogisticModel:
     name: str = "baseline_logistic"
     pipeline: Pipeline | None = None
 
-    def fit(self, features: pd.DataFrame, target: np.ndarray) -> LogisticModel:
+    def fit(
+        self,
+        features: pd.DataFrame,
+        target: np.ndarray,
+        race_ids: np.ndarray | None = None,
+        finish_position: np.ndarray | None = None,
+    ) -> LogisticModel:
         columns = ColumnTransformer(
             [
                 (
@@ -165,6 +218,9 @@ class LogisticModel:
             raise RuntimeError("fit the model before predicting")
         return self.pipeline.predict_proba(features)[:, 1]
 
+    def score(self, features: pd.DataFrame) -> np.ndarray:
+        return self.predict_proba(features)
+
     def params(self) -> dict[str, Any]:
         return {
             "imputation": "median (numeric), most frequent (categorical)",
@@ -172,4 +228,109 @@ class LogisticModel:
             "encoding": "one-hot",
             "max_iter": 2000,
             "C": 1.0,
+        }
+
+
+@dataclass
+class NaiveRuleModel:
+    """Baseline: half the team's per-car podium rate over its last 5 races plus half the
+    driver's over the last 10 (normalised per race by its post-processor)."""
+
+    name: str = "baseline_naive"
+    fallback: float | None = None
+
+    def fit(
+        self,
+        features: pd.DataFrame,
+        target: np.ndarray,
+        race_ids: np.ndarray | None = None,
+        finish_position: np.ndarray | None = None,
+    ) -> NaiveRuleModel:
+        self.fallback = float(np.mean(target))
+        return self
+
+    def score(self, features: pd.DataFrame) -> np.ndarray:
+        team = features[NAIVE_TEAM_FEATURE].fillna(self.fallback)
+        driver = features[NAIVE_DRIVER_FEATURE].fillna(self.fallback)
+        return (0.5 * team + 0.5 * driver).to_numpy(dtype=float)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "rule": f"0.5 * {NAIVE_TEAM_FEATURE} + 0.5 * {NAIVE_DRIVER_FEATURE}",
+            "missing_rate_fallback": "training base rate",
+        }
+
+
+def race_group_sizes(race_ids: np.ndarray) -> np.ndarray:
+    """Row counts of consecutive races; LightGBM's ranking objectives need each race contiguous."""
+    race_ids = np.asarray(race_ids)
+    starts = np.flatnonzero(np.r_[True, race_ids[1:] != race_ids[:-1]])
+    if len(np.unique(race_ids)) != len(starts):
+        raise ValueError("the rows of each race must be contiguous to train a ranking model")
+    return np.diff(np.r_[starts, len(race_ids)])
+
+
+def finish_relevance(finish_position: np.ndarray, relevant_places: int) -> np.ndarray:
+    """Graded relevance for the ranker: the winner `relevant_places`, then one less per place,
+    0 from `relevant_places + 1` on, so the model learns the order at the front of the field."""
+    return np.clip(relevant_places + 1 - np.asarray(finish_position, dtype=float), 0, None).astype(
+        int
+    )
+
+
+@dataclass
+class LightGBMRanker:
+    """The race-coherent challenger: LightGBM lambdarank over each race's finishing order. Its
+    scores only order a race's entrants; Plackett-Luce turns them into P(top 3)."""
+
+    categorical: list[str]
+    seed: int
+    threads: int
+    hyperparameters: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_LGBM_PARAMS))
+    relevant_places: int = 10
+    name: str = "lgbm_ranker"
+    booster: lgb.Booster | None = None
+
+    def fit(
+        self,
+        features: pd.DataFrame,
+        target: np.ndarray,
+        race_ids: np.ndarray | None = None,
+        finish_position: np.ndarray | None = None,
+    ) -> LightGBMRanker:
+        if race_ids is None or finish_position is None:
+            raise ValueError("the ranker trains on race ids and finishing positions")
+        native, rounds = self.native_params()
+        dataset = lgb.Dataset(
+            features,
+            label=finish_relevance(finish_position, self.relevant_places),
+            group=race_group_sizes(race_ids),
+            categorical_feature=self.categorical or "auto",
+            free_raw_data=False,
+        )
+        self.booster = lgb.train(native, dataset, num_boost_round=rounds)
+        return self
+
+    def native_params(self) -> tuple[dict[str, Any], int]:
+        native, rounds = lightgbm_training_params(
+            self.hyperparameters, self.seed, self.threads, None, objective="lambdarank"
+        )
+        # Linear gains: LightGBM's default 2^label - 1 would make the race almost only about
+        # the winner, while a podium has three places.
+        native["label_gain"] = list(range(self.relevant_places + 1))
+        native["lambdarank_truncation_level"] = self.relevant_places
+        return native, rounds
+
+    def score(self, features: pd.DataFrame) -> np.ndarray:
+        if self.booster is None:
+            raise RuntimeError("fit the model before predicting")
+        return np.asarray(self.booster.predict(features), dtype=float)
+
+    def params(self) -> dict[str, Any]:
+        native, rounds = self.native_params()
+        return {
+            **native,
+            "num_boost_round": rounds,
+            "categorical_feature": self.categorical,
+            "relevance": f"max(0, {self.relevant_places + 1} - finish_position)",
         }

@@ -80,3 +80,43 @@ def distribution_plot(predictions: pd.DataFrame, path: Path, title: str) -> Path
     axes.set(xlabel="predicted podium probability", ylabel="density", title=title)
     axes.legend()
     return _save(figure, path)
+
+
+def brier_by_season_plot(table: pd.DataFrame, highlight: str, path: Path) -> Path:
+    """Mean Brier per validation season (rows) for each candidate (columns), lower is better."""
+    figure, axes = plt.subplots(figsize=(9, 5))
+    for name in table.columns:
+        emphasis = {"linewidth": 2.6, "zorder": 3} if name == highlight else {"linewidth": 1.1}
+        axes.plot(table.index, table[name], marker="o", markersize=3, label=name, **emphasis)
+    axes.set(
+        xlabel="validation season",
+        ylabel="mean Brier (lower is better)",
+        title=f"Brier per CV season: {highlight} (bold) against every other candidate",
+    )
+    axes.legend(fontsize=8, ncol=2)
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def ablation_plot(table: pd.DataFrame, path: Path) -> Path:
+    """Mean CV Brier after each ablation step, with the naive rule as a reference line."""
+    reference = table[table["kept"] == "-"]
+    steps = table[table["kept"] != "-"]
+    figure, axes = plt.subplots(figsize=(9, 0.42 * len(steps) + 1.6))
+    colours = ["tab:blue" if kept == "yes" else "tab:grey" for kept in steps["kept"]]
+    axes.barh(steps["step"], steps["cv_brier"], color=colours)
+    for position, value in enumerate(steps["cv_brier"]):
+        axes.text(value, position, f" {value:.4f}", va="center", fontsize=8)
+    if not reference.empty:
+        naive = float(reference["cv_brier"].iloc[0])
+        axes.axvline(naive, color="tab:red", linestyle="--", label=f"naive rule {naive:.4f}")
+        axes.legend(loc="lower right")
+    low = float(table["cv_brier"].min())
+    high = float(table["cv_brier"].max())
+    axes.set_xlim(low - 0.15 * (high - low) - 1e-4, high + 0.25 * (high - low) + 1e-4)
+    axes.invert_yaxis()
+    axes.set(
+        xlabel="mean CV Brier (lower is better); grey = measured, not kept",
+        title="ablation, one lever at a time",
+    )
+    return _save(figure, path)

@@ -28,7 +28,15 @@ from models_py.config import (
     default_warehouse,
 )
 from models_py.dataset import DatasetError, load_feature_spec, read_features
-from models_py.registry import CHAMPION, alias_version, onnx_model_name, run_encoding, run_features
+from models_py.postprocessing import RAW, from_dict
+from models_py.registry import (
+    CHAMPION,
+    alias_version,
+    onnx_model_name,
+    run_encoding,
+    run_features,
+    run_postprocessing,
+)
 
 DEFAULT_MODEL_NAME = "podium-lgbm"
 
@@ -121,6 +129,9 @@ def score(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
         if rows.empty:
             raise PredictError("no upcoming race in the data: every scheduled race has results")
     runtime = onnx_export.session(mlflow.onnx.load_model(version.source))
+    recorded = run_postprocessing(client, version.run_id)
+    postprocessor = from_dict(recorded) if recorded else RAW
+    raw = onnx_export.predict(runtime, rows[features])
     scored = rows[
         [
             "race_id",
@@ -132,7 +143,7 @@ def score(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
             "constructor_name",
         ]
     ].assign(
-        podium_probability=onnx_export.predict(runtime, rows[features]),
+        podium_probability=postprocessor.apply(rows["race_id"].to_numpy(), raw),
         model_name=onnx_name,
         model_version=str(version.version),
         model_alias=args.alias,

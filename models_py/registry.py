@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import brier_score_loss
 
 from models_py.dataset import FeatureSpec, read_features
+from models_py.served import POSTPROCESSING_ARTIFACT, served_input
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -62,6 +63,16 @@ def run_encoding(client: MlflowClient, run_id: str) -> dict[str, list[str]]:
         return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def run_postprocessing(client: MlflowClient, run_id: str) -> dict | None:
+    """The post-processing a run's model serves with; None for runs from before it existed."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = client.download_artifacts(run_id, POSTPROCESSING_ARTIFACT, folder)
+        except (MlflowException, OSError):
+            return None
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def run_features(client: MlflowClient, run_id: str) -> list[str]:
     return client.get_run(run_id).data.params["features"].split(",")
 
@@ -92,8 +103,13 @@ def rescore_champion(
             "promote by hand if intended"
         )
     rows = data.past[data.past["year"] == test_season]
-    booster = mlflow.lightgbm.load_model(champion.source)
-    probability = np.clip(booster.predict(rows[features]), 0, 1)
+    model = mlflow.pyfunc.load_model(champion.source)
+    if "lightgbm" in model.metadata.flavors:
+        # A champion from before post-processing was served: the bare booster.
+        probability = model.predict(rows[features])
+    else:
+        probability = model.predict(served_input(rows, features))
+    probability = np.clip(np.asarray(probability, dtype=float), 0, 1)
     return float(brier_score_loss(rows[spec.target].to_numpy(dtype=int), probability)), ""
 
 

@@ -17,15 +17,20 @@ from urllib.parse import urlsplit
 import duckdb
 import mlflow
 import pandas as pd
-from mlflow.models import infer_signature
 
 from models_py.config import REPO_ROOT, TrainConfig
 from models_py.dataset import FeatureData
 from models_py.evaluation import FoldResult, fold_table, pooled_predictions
-from models_py.modelling import LightGBMModel
-from models_py.plots import calibration_plot, distribution_plot, importance_plot, roc_plot
+from models_py.plots import (
+    brier_by_season_plot,
+    calibration_plot,
+    distribution_plot,
+    importance_plot,
+    roc_plot,
+)
 
 MAX_PARAM_LENGTH = 6000
+OOF_COLUMNS = ["race_id", "driver_id", "year", "round", "probability", "actual"]
 
 # Keys are integers and features floats by design; MLflow's hint about integer columns that
 # cannot hold missing values does not apply and would only clutter the training output.
@@ -199,12 +204,13 @@ def log_fold_run(result: FoldResult, parent_params: dict[str, Any]) -> None:
         mlflow.log_metrics({**result.metrics, "fit_seconds": result.seconds})
 
 
-def log_cv_artifacts(
-    results: list[FoldResult], holdout: FoldResult, final_model: LightGBMModel | None
-) -> None:
+def log_cv_artifacts(results: list[FoldResult], holdout: FoldResult) -> None:
+    """Fold metrics, pooled out-of-fold and holdout predictions, and the plots of one run."""
     pooled = pooled_predictions(results)
     log_frame(fold_table(results), "cv_fold_metrics.csv")
+    log_frame(pooled[OOF_COLUMNS], "cv_predictions.csv")
     log_frame(holdout.predictions, "holdout_predictions.csv")
+    booster = getattr(holdout.model, "booster", None)
     with artifact_folder() as folder:
         figures = [
             roc_plot(pooled, folder / "roc_curve_cv.png", "ROC, pooled CV predictions"),
@@ -214,20 +220,24 @@ def log_cv_artifacts(
             ),
             distribution_plot(pooled, folder / "probability_by_class_cv.png", "pooled CV"),
         ]
-        if final_model is not None and final_model.booster is not None:
+        if booster is not None:
             figures += [
-                importance_plot(final_model.booster, "split", folder / "importance_split.png"),
-                importance_plot(final_model.booster, "gain", folder / "importance_gain.png"),
+                importance_plot(booster, "split", folder / "importance_split.png"),
+                importance_plot(booster, "gain", folder / "importance_gain.png"),
             ]
         for figure in figures:
             mlflow.log_artifact(str(figure), artifact_path="plots")
 
 
-def log_lightgbm_model(model: LightGBMModel, example: pd.DataFrame) -> str:
-    """Log the booster with the lightgbm flavor; returns the model URI."""
-    assert model.booster is not None
-    signature = infer_signature(example, model.predict_proba(example))
-    info = mlflow.lightgbm.log_model(
-        model.booster, name="model", signature=signature, input_example=example.head(5)
-    )
-    return info.model_uri
+def log_comparison(results_by_candidate: dict[str, list[FoldResult]], served: str) -> None:
+    """Mean Brier per validation season of every candidate, as a table and a plot."""
+    table = pd.DataFrame(
+        {
+            name: {result.fold.valid_year: result.metrics["brier"] for result in results}
+            for name, results in results_by_candidate.items()
+        }
+    ).rename_axis("valid_season")
+    log_frame(table.reset_index(), "cv_brier_by_season.csv")
+    with artifact_folder() as folder:
+        figure = brier_by_season_plot(table, served, folder / "brier_by_season.png")
+        mlflow.log_artifact(str(figure), artifact_path="plots")

@@ -1,10 +1,12 @@
-"""Optuna study minimizing the mean fold Brier of LightGBM over the rolling CV folds.
+"""Optuna study minimizing the mean fold Brier of the served model over the rolling CV folds.
 
-Each fold's LightGBM training set is built once per study and reused by every trial; only
-booster parameters are searched, so the binned datasets stay valid. After each fold the running
-mean Brier is reported so the pruner can stop hopeless trials. No early stopping: choosing the
-number of trees on the validation season would leak it into model selection, so `n_estimators`
-is searched like any other parameter.
+The objective scores exactly what users get: LightGBM's probabilities, calibrated on the
+out-of-fold predictions of the seasons before each fold and normalised per race. Each season's
+LightGBM training set (the CV folds and the calibration seasons before the first one) is built
+once per study and reused by every trial; only booster parameters are searched, so the binned
+datasets stay valid. After each CV fold the running mean Brier is reported so the pruner can
+stop hopeless trials. No early stopping: choosing the number of trees on the validation season
+would leak it into model selection, so `n_estimators` is searched like any other parameter.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,14 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from models_py.config import TrainConfig
 from models_py.dataset import FeatureData
 from models_py.evaluation import split
-from models_py.folds import Fold
+from models_py.folds import Fold, window_before
 from models_py.metrics import evaluate
-from models_py.modelling import lightgbm_training_params
-from models_py.tracking import tracked_run
+from models_py.modelling import lightgbm_training_params, split_scale_pos_weight
+from models_py.postprocessing import PostProcessor, ProbabilityPostProcessor, fit_on_history
+from models_py.tracking import artifact_folder, log_params, redact_url, tracked_run
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -45,16 +49,26 @@ class PreparedFold:
     valid_features: np.ndarray
     valid_target: np.ndarray
     valid_races: np.ndarray
+    # False for the seasons before the first CV fold, scored only to calibrate the first folds.
+    is_cv_fold: bool = True
 
 
-def prepare_folds(data: FeatureData, folds: list[Fold]) -> list[PreparedFold]:
+def prepare_folds(
+    data: FeatureData, folds: list[Fold], calibration_seasons: int = 0
+) -> list[PreparedFold]:
+    """The CV folds, preceded by the `calibration_seasons` seasons before the first one."""
+    first = folds[0].valid_year
+    window = len(folds[0].train_years)
+    history = [
+        window_before(season, window) for season in range(first - calibration_seasons, first)
+    ]
     prepared = []
-    for fold in folds:
+    for fold in [*history, *folds]:
         train, valid = split(data, fold)
         train_set = lgb.Dataset(
             train[data.features],
             label=train[data.spec.target].to_numpy(dtype=int),
-            categorical_feature=list(data.spec.categorical),
+            categorical_feature=list(data.categorical),
             # Keep every feature splittable whatever min_child_samples a trial picks.
             params={"feature_pre_filter": False, "verbosity": -1},
             free_raw_data=False,
@@ -66,6 +80,7 @@ def prepare_folds(data: FeatureData, folds: list[Fold]) -> list[PreparedFold]:
                 valid_features=valid[data.features].to_numpy(dtype=np.float64),
                 valid_target=valid[data.spec.target].to_numpy(dtype=int),
                 valid_races=valid["race_id"].to_numpy(),
+                is_cv_fold=fold in folds,
             )
         )
     return prepared
@@ -80,26 +95,25 @@ def trials_before(trial: optuna.Trial) -> int:
     )
 
 
-def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
-    return {
-        "n_estimators": trial.suggest_int("n_estimators", 100, 1000, step=50),
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
-        "num_leaves": trial.suggest_int("num_leaves", 20, 150),
-        "min_child_samples": trial.suggest_int("min_child_samples", 10, 100),
-        "scale_pos_weight": trial.suggest_float("scale_pos_weight", 1.0, 10.0),
-        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+def suggest_params(trial: optuna.Trial, tune_class_weight: bool = False) -> dict[str, Any]:
+    """The search space leans towards strong regularisation: slow learning, few leaves, many
+    rows per leaf, L1/L2 and bagging. Class weighting is searched only on request: weighting
+    podiums up inflates probabilities that calibration would then have to undo."""
+    params: dict[str, Any] = {
+        "n_estimators": trial.suggest_int("n_estimators", 100, 1500, step=50),
+        "learning_rate": trial.suggest_float("learning_rate", 0.003, 0.1, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 4, 48),
+        "min_child_samples": trial.suggest_int("min_child_samples", 20, 300),
+        "subsample": trial.suggest_float("subsample", 0.4, 1.0),
         # Bagging only happens with a frequency; without it `subsample` would be ignored.
-        "subsample_freq": 1,
-        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
-        "reg_alpha": trial.suggest_float("reg_alpha", 1e-3, 10.0, log=True),
-        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+        "subsample_freq": trial.suggest_int("subsample_freq", 1, 10),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+        "reg_alpha": trial.suggest_float("reg_alpha", 1e-3, 30.0, log=True),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
     }
-
-
-def split_scale_pos_weight(params: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
-    rest = dict(params)
-    weight = rest.pop("scale_pos_weight", None)
-    return rest, weight
+    if tune_class_weight:
+        params["scale_pos_weight"] = trial.suggest_float("scale_pos_weight", 1.0, 10.0)
+    return params
 
 
 @dataclass
@@ -109,6 +123,10 @@ class Objective:
     threads: int
     requested_trials: int
     log_to_mlflow: bool = True
+    postprocessor: PostProcessor = field(default_factory=ProbabilityPostProcessor)
+    calibration_seasons: int = 0
+    tune_class_weight: bool = False
+    scale_pos_weight: float = 1.0
 
     def __call__(self, trial: optuna.Trial) -> float:
         if trials_before(trial) >= self.requested_trials:
@@ -118,18 +136,33 @@ class Objective:
                 f"trial {trial.number}: the study already has its {self.requested_trials}"
             )
         started = time.perf_counter()
-        hyperparameters, weight = split_scale_pos_weight(suggest_params(trial))
-        native, rounds = lightgbm_training_params(hyperparameters, self.seed, self.threads, weight)
+        hyperparameters, weight = split_scale_pos_weight(
+            suggest_params(trial, self.tune_class_weight)
+        )
+        native, rounds = lightgbm_training_params(
+            hyperparameters,
+            self.seed,
+            self.threads,
+            weight if weight is not None else self.scale_pos_weight,
+        )
         fold_metrics: list[dict[str, float]] = []
+        history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         try:
-            for step, fold in enumerate(self.prepared):
+            for fold in self.prepared:
                 booster = lgb.train(native, fold.train_set, num_boost_round=rounds)
-                probability = booster.predict(fold.valid_features)
-                fold_metrics.append(evaluate(fold.valid_races, fold.valid_target, probability))
-                running_brier = float(np.mean([metrics["brier"] for metrics in fold_metrics]))
-                trial.report(running_brier, step)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after {step + 1} folds")
+                raw = booster.predict(fold.valid_features)
+                if fold.is_cv_fold:
+                    recent = (
+                        history[-self.calibration_seasons :] if self.calibration_seasons else []
+                    )
+                    postprocessor = fit_on_history(self.postprocessor, recent)
+                    probability = postprocessor.apply(fold.valid_races, raw)
+                    fold_metrics.append(evaluate(fold.valid_races, fold.valid_target, probability))
+                    running_brier = float(np.mean([metrics["brier"] for metrics in fold_metrics]))
+                    trial.report(running_brier, len(fold_metrics) - 1)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned after {len(fold_metrics)} folds")
+                history.append((fold.valid_races, raw, fold.valid_target))
         except optuna.TrialPruned:
             self.log_trial(trial, fold_metrics, "PRUNED", time.perf_counter() - started)
             raise
@@ -258,3 +291,82 @@ def save_study_plots(study: optuna.Study, folder: Path) -> list[Path]:
         plt.close(figure)
         saved.append(path)
     return saved
+
+
+def tune(
+    config: TrainConfig,
+    data: FeatureData,
+    folds: list[Fold],
+    study_name: str,
+    tags: dict[str, str],
+    postprocessor: PostProcessor,
+) -> dict:
+    """Run (or join) the Optuna study under one MLflow parent run; return the best parameters."""
+    print(f"tuning: study {study_name!r}, {config.trials} trials in total", flush=True)
+    started = time.perf_counter()
+    run_tags = {**tags, "pitwall.role": "study", "optuna.study_name": study_name}
+    with tracked_run(run_name=f"optuna study {study_name}", tags=run_tags):
+        log_params(
+            {
+                "study_name": study_name,
+                "trials_requested": config.trials,
+                "storage": redact_url(config.storage) if config.storage else "in-memory",
+                "sampler": f"TPESampler(seed={config.seed})",
+                "pruner": "MedianPruner(n_startup_trials=5, n_warmup_steps=3)",
+                "objective": "mean fold Brier of the served probabilities",
+                "postprocessing": postprocessor.describe(),
+                "cv_valid_seasons": ",".join(str(fold.valid_year) for fold in folds),
+                "window": config.window,
+            }
+        )
+        study = create_study(config.storage, study_name, config.seed)
+        check_study_protocol(
+            study,
+            {
+                "cv_valid_seasons": ",".join(str(fold.valid_year) for fold in folds),
+                "window": str(config.window),
+                "features_sql_sha256": data.spec.sql_sha256,
+                "postprocessing": postprocessor.describe(),
+                "calibration_seasons": str(config.calibration_seasons),
+                "tune_class_weight": str(config.tune_class_weight),
+            },
+        )
+        calibration_seasons = config.calibration_seasons if postprocessor.needs_history else 0
+        objective = Objective(
+            prepare_folds(data, folds, calibration_seasons),
+            config.seed,
+            config.threads,
+            config.trials,
+            postprocessor=postprocessor,
+            calibration_seasons=calibration_seasons,
+            tune_class_weight=config.tune_class_weight,
+            scale_pos_weight=config.scale_pos_weight,
+        )
+        run_study(study, objective, config.trials)
+        finished = finished_trials(study)
+        complete = [trial for trial in finished if trial.state.name == "COMPLETE"]
+        if not complete:
+            raise RuntimeError(
+                f"study {study_name!r} has no complete trial to take parameters from"
+            )
+        best = study.best_trial
+        mlflow.log_metrics(
+            {
+                "best_mean_brier": best.value,
+                "best_trial_number": best.number,
+                "trials_complete": len(complete),
+                "trials_pruned": len(finished) - len(complete),
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        log_params({f"best.{key}": value for key, value in best.params.items()})
+        with artifact_folder() as folder:
+            for figure in save_study_plots(study, folder):
+                mlflow.log_artifact(str(figure), artifact_path="study")
+    print(
+        f"  best trial {best.number}: mean brier {best.value:.4f} "
+        f"({len(complete)} complete, {len(finished) - len(complete)} pruned, "
+        f"{time.perf_counter() - started:.0f} s)",
+        flush=True,
+    )
+    return dict(best.params)

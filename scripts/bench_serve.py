@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     train = past[past["year"].isin(holdout.train_years)]
     model = LightGBMModel(
-        categorical=list(spec.categorical),
+        categorical=data.categorical,
         seed=config.seed,
         threads=config.threads,
         hyperparameters=dict(DEFAULT_LGBM_PARAMS),

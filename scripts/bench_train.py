@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def make() -> LightGBMModel:
         return LightGBMModel(
-            categorical=list(spec.categorical), seed=config.seed, threads=config.threads
+            categorical=data.categorical, seed=config.seed, threads=config.threads
         )
 
     def one_fold() -> float:

@@ -84,7 +84,7 @@ def test_feature_sql_hash_covers_upstream_models_seeds_and_macros(real_manifest:
     assert lineage_sha256(copy.deepcopy(manifest), MODEL_NODE) == original
 
     edited_macro = copy.deepcopy(manifest)
-    edited_macro["macros"]["macro.pitwall.lagged_rate"]["macro_sql"] += "\n-- edited"
+    edited_macro["macros"]["macro.pitwall.lagged_mean"]["macro_sql"] += "\n-- edited"
     assert lineage_sha256(edited_macro, MODEL_NODE) != original
 
     edited_seed = copy.deepcopy(manifest)

@@ -3,7 +3,7 @@
 with
 
 entries as (
-    select * from {{ ref('int_race_entries') }}
+    select * from {{ ref('int_entry_performance') }}
 ),
 
 team_races as (
@@ -15,7 +15,10 @@ team_races as (
         has_result,
         count(*) as car_count,
         sum(podium) as podium_cars,
-        sum(cast(is_mechanical_dnf as integer)) as mechanical_dnf_cars
+        sum(cast(is_mechanical_dnf as integer)) as mechanical_dnf_cars,
+        sum(modern_points) as modern_points,
+        sum(start_position) as start_position_sum,
+        sum(finish_position) as finish_position_sum
     from entries
     group by race_id, constructor_id, year, round, has_result
 )

@@ -8,7 +8,7 @@ rolled as (
     select
         race_id,
         driver_id,
-        {{ lagged_rate('podium', 'driver_id, circuit_id') }} as driver_circuit_podium_rate,
+        {{ lagged_mean('podium', 'driver_id, circuit_id') }} as driver_circuit_podium_rate,
         cast(count(*) over (
             partition by driver_id, circuit_id order by year, round
             rows between unbounded preceding and 1 preceding

@@ -47,6 +47,7 @@ driver_results as (
         arg_min(grid_position, result_id) as grid_position,
         arg_min(status_category, finish_position_order) as status_category,
         min(finish_position_order) as finish_position_order,
+        min(finish_position) as classified_position,
         sum(points) as race_points,
         count(*) as cars_driven
     from categorised_results
@@ -70,6 +71,7 @@ past_entries as (
         true as has_result,
         driver_results.grid_position,
         driver_results.finish_position_order,
+        driver_results.classified_position,
         driver_results.status_category,
         case when driver_results.finish_position_order <= 3 then 1 else 0 end as podium,
         driver_results.status_category = 'mechanical' as is_mechanical_dnf,
@@ -91,6 +93,7 @@ upcoming_entries as (
         false as has_result,
         cast(null as integer) as grid_position,
         cast(null as integer) as finish_position_order,
+        cast(null as integer) as classified_position,
         cast(null as varchar) as status_category,
         cast(null as integer) as podium,
         cast(null as boolean) as is_mechanical_dnf,
@@ -119,6 +122,7 @@ entries_in_calendar as (
         entries.has_result,
         entries.grid_position,
         entries.finish_position_order,
+        entries.classified_position,
         entries.status_category,
         entries.podium,
         entries.is_mechanical_dnf,

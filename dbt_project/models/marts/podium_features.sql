@@ -1,5 +1,6 @@
 {#- One row per (race, driver): the contract the model trains and scores on. Every feature is
-    computed upstream from races strictly before this one; this model only joins them. -#}
+    computed upstream from races strictly before this one; this model joins them and places a few
+    of them within the race's field (windows over the entrants' pre-race values). -#}
 with
 
 entries as (
@@ -38,6 +39,38 @@ constructor_form as (
     select * from {{ ref('int_constructor_form') }}
 ),
 
+driver_pace_form as (
+    select * from {{ ref('int_driver_pace_form') }}
+),
+
+constructor_pace_form as (
+    select * from {{ ref('int_constructor_pace_form') }}
+),
+
+teammate_comparison as (
+    select * from {{ ref('int_driver_teammate_comparison') }}
+),
+
+qualifying_pace as (
+    select * from {{ ref('int_constructor_qualifying_pace') }}
+),
+
+official_standings as (
+    select * from {{ ref('int_official_standings_before_race') }}
+),
+
+regulation_clock as (
+    select * from {{ ref('int_regulation_clock') }}
+),
+
+constructor_era_form as (
+    select * from {{ ref('int_constructor_era_form') }}
+),
+
+circuits as (
+    select * from {{ ref('stg_ergast__circuits') }}
+),
+
 features as (
     select
         entries.race_id,
@@ -52,6 +85,7 @@ features as (
         constructors.constructor_name,
         not entries.has_result as is_upcoming,
         entries.podium,
+        entries.finish_position_order as finish_position,
         driver_form.driver_podium_rate_3,
         driver_form.driver_podium_rate_5,
         driver_form.driver_podium_rate_10,
@@ -69,7 +103,36 @@ features as (
         race_context.regulation_era,
         race_context.circuit_type,
         cast(entries.grid_size as integer) as grid_size,
-        driver_race_context.is_home_race
+        driver_race_context.is_home_race,
+        constructor_pace_form.constructor_points_per_car_3,
+        constructor_pace_form.constructor_points_per_car_5,
+        constructor_pace_form.constructor_points_per_car_10,
+        constructor_pace_form.constructor_mean_start_3,
+        constructor_pace_form.constructor_mean_start_5,
+        constructor_pace_form.constructor_mean_start_10,
+        constructor_pace_form.constructor_mean_finish_3,
+        constructor_pace_form.constructor_mean_finish_5,
+        constructor_pace_form.constructor_mean_finish_10,
+        driver_pace_form.driver_points_per_race_5,
+        driver_pace_form.driver_points_per_race_10,
+        driver_pace_form.driver_mean_start_5,
+        driver_pace_form.driver_mean_start_10,
+        driver_pace_form.driver_mean_finish_5,
+        driver_pace_form.driver_mean_finish_10,
+        teammate_comparison.driver_teammate_start_gap_10,
+        qualifying_pace.constructor_qualifying_gap_pct_3,
+        official_standings.driver_standings_position,
+        official_standings.driver_standings_points_share,
+        official_standings.driver_standings_gap_to_leader,
+        official_standings.constructor_standings_position,
+        official_standings.constructor_standings_points_share,
+        official_standings.constructor_standings_gap_to_leader,
+        regulation_clock.races_since_regulation_reset,
+        constructor_era_form.constructor_era_points_per_car,
+        drivers.driver_ref,
+        constructors.constructor_ref,
+        circuits.circuit_ref,
+        entries.year as calendar_year
     from entries
     inner join drivers on entries.driver_id = drivers.driver_id
     inner join constructors on entries.constructor_id = constructors.constructor_id
@@ -89,6 +152,40 @@ features as (
     inner join constructor_form
         on entries.race_id = constructor_form.race_id
         and entries.constructor_id = constructor_form.constructor_id
+    inner join constructor_pace_form
+        on entries.race_id = constructor_pace_form.race_id
+        and entries.constructor_id = constructor_pace_form.constructor_id
+    inner join driver_pace_form
+        on entries.race_id = driver_pace_form.race_id
+        and entries.driver_id = driver_pace_form.driver_id
+    inner join teammate_comparison
+        on entries.race_id = teammate_comparison.race_id
+        and entries.driver_id = teammate_comparison.driver_id
+    inner join qualifying_pace
+        on entries.race_id = qualifying_pace.race_id
+        and entries.constructor_id = qualifying_pace.constructor_id
+    inner join official_standings
+        on entries.race_id = official_standings.race_id
+        and entries.driver_id = official_standings.driver_id
+    inner join regulation_clock on entries.race_id = regulation_clock.race_id
+    inner join constructor_era_form
+        on entries.race_id = constructor_era_form.race_id
+        and entries.constructor_id = constructor_era_form.constructor_id
+    inner join circuits on entries.circuit_id = circuits.circuit_id
+),
+
+{#- The field's favourites: the key form features ranked within the race, with the gap to the
+    race's third-best value. -#}
+within_race as (
+    select
+        features.*,
+        {{ race_relative('driver_podium_rate_10') }},
+        {{ race_relative('driver_points_per_race_10') }},
+        {{ race_relative('constructor_points_per_car_5') }},
+        {{ race_relative('constructor_mean_start_5', higher_is_better=false) }},
+        {{ race_relative('constructor_qualifying_gap_pct_3', higher_is_better=false) }},
+        {{ race_relative('driver_standings_points_share') }}
+    from features
 )
 
-select * from features
+select * from within_race

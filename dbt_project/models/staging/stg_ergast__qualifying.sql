@@ -12,6 +12,7 @@ renamed as (
         cast(constructorId as integer) as constructor_id,
         cast(position as integer) as qualifying_position,
         q1 as q1_lap_time,
+        {{ lap_time_ms('q1') }} as q1_lap_ms,
         q2 as q2_lap_time,
         q3 as q3_lap_time
     from source

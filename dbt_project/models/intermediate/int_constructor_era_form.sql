@@ -1,0 +1,31 @@
+{#- Team modern points per car within the current regulation era only, from the team's earlier
+    races of the era: a reset wipes the slate, as it does for the teams. Null at the team's first
+    race of an era. -#}
+with
+
+team_races as (
+    select * from {{ ref('int_constructor_race_results') }}
+),
+
+regulation_clock as (
+    select * from {{ ref('int_regulation_clock') }}
+),
+
+team_races_in_era as (
+    select
+        team_races.*,
+        regulation_clock.regulation_era
+    from team_races
+    inner join regulation_clock on team_races.race_id = regulation_clock.race_id
+),
+
+rolled as (
+    select
+        race_id,
+        constructor_id,
+        {{ lagged_mean('modern_points', 'constructor_id, regulation_era', none, 'car_count') }}
+            as constructor_era_points_per_car
+    from team_races_in_era
+)
+
+select * from rolled
