@@ -22,11 +22,12 @@ from models_py.config import TrainConfig, default_dbt_manifest, default_raw_dir,
 from models_py.dataset import load_feature_spec, read_features
 from models_py.folds import protocol_folds
 from models_py.modelling import DEFAULT_LGBM_PARAMS, LightGBMModel
+from models_py.postprocessing import ProbabilityPostProcessor
 from models_py.tuning import Objective, prepare_folds, run_study
 
 
 def study_figures(
-    prepared, trials: int, seed: int, threads: int, pruned: bool
+    prepared, calibration_seasons: int, trials: int, seed: int, threads: int, pruned: bool
 ) -> tuple[float, float, int]:
     pruner = (
         optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
@@ -36,7 +37,15 @@ def study_figures(
     study = optuna.create_study(
         direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner
     )
-    objective = Objective(prepared, seed, threads, trials, log_to_mlflow=False)
+    objective = Objective(
+        prepared,
+        seed,
+        threads,
+        trials,
+        log_to_mlflow=False,
+        postprocessor=ProbabilityPostProcessor(),
+        calibration_seasons=calibration_seasons,
+    )
     started = time.perf_counter()
     run_study(study, objective, trials)
     seconds = time.perf_counter() - started
@@ -73,11 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     past = data.past
 
     if not args.skip_tuning:
-        prepared = prepare_folds(data, folds)
+        prepared = prepare_folds(data, folds, config.calibration_seasons)
         print(f"Optuna, {args.trials} trials over {len(folds)} folds, {config.threads} threads:")
         rows = {}
         for pruned in (True, False):
-            rows[pruned] = study_figures(prepared, args.trials, config.seed, config.threads, pruned)
+            rows[pruned] = study_figures(
+                prepared,
+                config.calibration_seasons,
+                args.trials,
+                config.seed,
+                config.threads,
+                pruned,
+            )
         print(f"{'study':<12}{'seconds':>10}{'trials/min':>12}{'best brier':>12}{'pruned':>8}")
         for pruned, (seconds, best, pruned_count) in rows.items():
             label = "pruned" if pruned else "unpruned"

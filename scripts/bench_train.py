@@ -35,9 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     folds, _ = protocol_folds(config, data.seasons_with_results)
 
     def make() -> LightGBMModel:
-        return LightGBMModel(
-            categorical=data.categorical, seed=config.seed, threads=config.threads
-        )
+        return LightGBMModel(categorical=data.categorical, seed=config.seed, threads=config.threads)
 
     def one_fold() -> float:
         begin = time.perf_counter()

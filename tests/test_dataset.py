@@ -18,10 +18,19 @@ def test_feature_list_comes_from_dbt_and_matches_the_table(
 ) -> None:
     spec = load_feature_spec(real_manifest)
     assert spec.target == "podium"
-    assert set(spec.categorical) == {"regulation_era", "circuit_type"}
+    assert spec.ranking_label == "finish_position"
+    assert {"regulation_era", "circuit_type"} <= set(spec.categorical)
     assert "driver_podium_rate_10" in spec.features
-    # Keys, names and the target are not features.
-    assert not {"race_id", "driver_id", "year", "driver_name", "podium"} & set(spec.features)
+    # Keys, names and outcomes are not features.
+    outcomes = {"race_id", "driver_id", "year", "driver_name", "podium", "finish_position"}
+    assert not outcomes & set(spec.model_columns)
+    # Every feature belongs to an ablation group; candidates are read but not used by default.
+    assert set(spec.groups) == set(spec.model_columns)
+    assert "driver_podium_rate_10" in spec.group_features("base")
+    assert "constructor_qualifying_gap_pct_3" in spec.group_features("qualifying_pace")
+    candidates = set(spec.model_columns) - set(spec.features)
+    assert candidates == set(spec.group_features("identifiers"))
+    assert "driver_ref" in candidates and "driver_ref" in spec.categorical
 
     with duckdb.connect(str(real_warehouse), read_only=True) as connection:
         columns = {
@@ -34,8 +43,17 @@ def test_feature_list_comes_from_dbt_and_matches_the_table(
     assert set(spec.features) <= columns
 
     data = read_features(real_warehouse, spec)
-    assert list(data.frame.columns[-len(spec.features) :]) == list(spec.features)
-    assert all(data.frame[name].dtype == "float64" for name in spec.features)
+    assert list(data.frame.columns[-len(spec.model_columns) :]) == list(spec.model_columns)
+    assert all(data.frame[name].dtype == "float64" for name in spec.model_columns)
+    # Features hold float32 values, as the ONNX model will see them.
+    numeric = data.frame[list(spec.numeric)].to_numpy()
+    assert ((numeric.astype("float32").astype("float64") == numeric) | (numeric != numeric)).all()
+    assert data.categorical == ["regulation_era", "circuit_type"]
+    subset = data.with_features(["driver_podium_rate_10", "driver_ref"])
+    assert subset.features == ["driver_podium_rate_10", "driver_ref"]
+    assert subset.categorical == ["driver_ref"]
+    with pytest.raises(DatasetError, match="declares no feature"):
+        data.with_features(["race_id"])
     # One fixed category set from the whole table: codes are positions in it.
     eras = data.categories["regulation_era"]
     assert eras == sorted(eras)

@@ -3,7 +3,9 @@
 The warehouse is rebuilt from data truncated after a cutoff race (results, sprints, qualifying
 and standings of later races removed; the calendar kept, as it is published in advance). Every
 row of every race up to the cutoff must be identical to the full build: if any feature looked
-at a later race, truncation would change it.
+at a later race, truncation would change it. A second check scrambles the cutoff race's own
+results, qualifying and standings: features of that race must not move either, which catches a
+window that includes the current row, and a team feature that reads the team-mate's result.
 """
 
 from __future__ import annotations
@@ -47,6 +49,17 @@ HISTORY_ONLY_FEATURES = [
     "regulation_era",
     "circuit_type",
     "is_home_race",
+    "driver_points_per_race_5",
+    "driver_points_per_race_10",
+    "driver_mean_start_5",
+    "driver_mean_start_10",
+    "driver_mean_finish_5",
+    "driver_mean_finish_10",
+    "driver_teammate_start_gap_10",
+    "driver_standings_position",
+    "driver_standings_points_share",
+    "driver_standings_gap_to_leader",
+    "races_since_regulation_reset",
 ]
 
 
@@ -144,3 +157,99 @@ def test_features_do_not_change_when_later_races_are_removed(
         # Entrants who did not race after all have no counterpart; everyone who did must match.
         assert matched > 0
         assert len(mismatched) == upcoming_rows - matched
+
+
+# Per table, the first column of the race's own outcome: everything from it on is rotated by one
+# row within the race (a valid but different result), keys and the entrant list stay.
+SCRAMBLED_FROM = {
+    "results": "grid",
+    "sprint_results": "grid",
+    "qualifying": "position",
+    "driver_standings": "points",
+    "constructor_standings": "points",
+}
+OUTCOME_COLUMNS = ("podium", "finish_position")
+
+
+def scrambled_source(raw_dir: Path, destination: Path, race: tuple[int, int]) -> tuple[Path, str]:
+    destination.mkdir()
+    with (raw_dir / "races.csv").open(newline="", encoding="utf-8") as handle:
+        [race_id] = [
+            row["raceId"]
+            for row in csv.DictReader(handle)
+            if (int(row["year"]), int(row["round"])) == race
+        ]
+    for path in raw_dir.glob("*.csv"):
+        if path.stem not in SCRAMBLED_FROM:
+            shutil.copyfile(path, destination / path.name)
+            continue
+        with path.open(newline="", encoding="utf-8") as source:
+            reader = csv.reader(source)
+            header = next(reader)
+            rows = list(reader)
+        race_column = header.index("raceId")
+        first = header.index(SCRAMBLED_FROM[path.stem])
+        own = [index for index, row in enumerate(rows) if row[race_column] == race_id]
+        outcomes = [rows[index][first:] for index in own]
+        for index, outcome in zip(own, outcomes[1:] + outcomes[:1], strict=True):
+            rows[index] = rows[index][:first] + outcome
+        with (destination / path.name).open("w", newline="", encoding="utf-8") as target:
+            writer = csv.writer(target, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
+    return destination, race_id
+
+
+def test_a_race_features_do_not_move_when_its_own_results_are_scrambled(
+    real_raw_dir: Path, real_warehouse: Path, tmp_path: Path
+) -> None:
+    source, race_id = scrambled_source(real_raw_dir, tmp_path / "source", (2024, 10))
+    raw_dir = tmp_path / "raw"
+    load(str(source), raw_dir)
+    scrambled = tmp_path / "scrambled.duckdb"
+    build(scrambled, raw_dir, extra_args=SKIP_TESTS, target_path=tmp_path / "target")
+    with duckdb.connect() as connection:
+        connection.execute(f"attach '{real_warehouse}' as full_build (read_only)")
+        connection.execute(f"attach '{scrambled}' as scrambled_build (read_only)")
+        columns = [
+            name
+            for (name,) in connection.execute(
+                "select column_name from information_schema.columns "
+                "where table_catalog = 'full_build' and table_name = 'podium_features' "
+                "order by ordinal_position"
+            ).fetchall()
+            if name not in OUTCOME_COLUMNS
+        ]
+        selected = ", ".join(columns)
+        # The scramble really changed the race's outcome...
+        [(moved,)] = connection.execute(
+            f"""
+            select count(*) from full_build.podium_features as full_rows
+            inner join scrambled_build.podium_features as scrambled_rows
+                using (race_id, driver_id)
+            where race_id = {race_id}
+                and full_rows.finish_position <> scrambled_rows.finish_position
+            """
+        ).fetchall()
+        assert moved > 0
+        # ...and none of its features.
+        differing = connection.execute(
+            f"""
+            select {selected} from full_build.podium_features where race_id = {race_id}
+            except
+            select {selected} from scrambled_build.podium_features where race_id = {race_id}
+            """
+        ).fetchall()
+        assert differing == [], dict(zip(columns, differing[0], strict=True))
+        # The next race's features do see the scrambled result, so the check has teeth.
+        [(next_changed,)] = connection.execute(
+            f"""
+            select count(*) from (
+                select {selected} from scrambled_build.podium_features
+                where year = 2024 and round = 11
+                except
+                select {selected} from full_build.podium_features where year = 2024 and round = 11
+            )
+            """
+        ).fetchall()
+        assert next_changed > 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -20,14 +21,29 @@ SEASONS = ["--window", "3", "--first-cv-season", "2022", "--last-cv-season", "20
 TRIALS = 3
 EXPECTED_ARTIFACTS = {
     "cv_fold_metrics.csv",
+    "cv_predictions.csv",
     "holdout_predictions.csv",
-    "feature_encoding.json",
     "plots/roc_curve_cv.png",
     "plots/calibration.png",
     "plots/probability_by_class_cv.png",
     "plots/importance_split.png",
     "plots/importance_gain.png",
 }
+# Only in the run of the served model (the podium model or the challenger, whichever won).
+SERVED_ARTIFACTS = {
+    "feature_encoding.json",
+    "postprocessing.json",
+    "cv_brier_by_season.csv",
+    "plots/brier_by_season.png",
+}
+CANDIDATES = (
+    "baseline_rule",
+    "baseline_naive",
+    "baseline_logistic",
+    "baseline_lgbm_default",
+    "lgbm_ranker",
+    "lgbm",
+)
 
 
 def all_artifacts(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
@@ -88,8 +104,9 @@ def test_study_run_has_one_nested_run_per_trial_and_its_plots(trained) -> None:
 def test_prints_progress_and_a_summary_table(trained) -> None:
     stdout, _ = trained
     assert "fold  2/2 train 2020-2022 → valid 2023" in stdout
-    for model in ("baseline_rule", "baseline_logistic", "baseline_lgbm_default", "lgbm"):
+    for model in CANDIDATES:
         assert f"\n{model} " in stdout
+    assert "serving lgbm" in stdout
 
 
 def test_run_tree_params_tags_and_metrics(trained) -> None:
@@ -128,23 +145,73 @@ def test_run_tree_params_tags_and_metrics(trained) -> None:
     assert dataset_input.dataset.digest
     assert "pitwall.duckdb" in dataset_input.dataset.source
 
-    baselines = {run.data.tags.get("pitwall.role"): run for run in runs}
-    for name in ("baseline_rule", "baseline_logistic", "baseline_lgbm_default"):
-        assert "cv_brier_lift_vs_rule" in baselines[name].data.metrics
-    assert "cv_brier_lift_vs_rule" in metrics
+    assert params["postprocessing"].startswith("Platt calibration (slope ")
+    assert params["postprocessing"].endswith("then per-race normalisation to 3")
+    assert params["model.scale_pos_weight"] == "1.0"
+
+    by_role = {run.data.tags.get("pitwall.role"): run for run in runs}
+    for name in CANDIDATES:
+        assert "cv_brier_lift_vs_rule" in by_role[name].data.metrics
+    for name in ("lgbm", "lgbm_ranker", "baseline_logistic"):
+        beaten = by_role[name].data.metrics["cv_folds_beating_naive"]
+        assert beaten == int(beaten) and 0 <= beaten <= 2
+    # Normalised candidates give every race exactly three podium places' worth of probability.
+    for name in ("lgbm", "lgbm_ranker", "baseline_naive"):
+        assert by_role[name].data.metrics["cv_race_mass_error_mean"] < 1e-6
+        assert by_role[name].data.metrics["holdout_race_mass_error"] < 1e-6
+    assert by_role["baseline_rule"].data.metrics["cv_race_mass_error_mean"] > 0.01
 
 
-def test_artifacts_and_the_model_reload(trained, real_warehouse: Path, real_manifest: Path) -> None:
+def served_run(client: MlflowClient):
+    experiment = client.get_experiment_by_name("smoke")
+    [served] = client.search_runs([experiment.experiment_id], "tags.`pitwall.served` = 'true'")
+    return served
+
+
+def test_artifacts_and_the_served_model_give_the_holdout_numbers(
+    trained, real_warehouse: Path, real_manifest: Path, tmp_path: Path
+) -> None:
     _, client = trained
     experiment = client.get_experiment_by_name("smoke")
-    [parent] = client.search_runs([experiment.experiment_id], "tags.`pitwall.role` = 'lgbm'")
-    assert all_artifacts(client, parent.info.run_id) >= EXPECTED_ARTIFACTS
+    for run in client.search_runs([experiment.experiment_id]):
+        if run.data.tags.get("pitwall.role", "").startswith(("baseline", "lgbm")):
+            assert all_artifacts(client, run.info.run_id) >= EXPECTED_ARTIFACTS - {
+                "plots/importance_split.png",
+                "plots/importance_gain.png",
+            }
+    served = served_run(client)
+    assert served.data.tags["pitwall.role"] in ("lgbm", "lgbm_ranker")
+    assert all_artifacts(client, served.info.run_id) >= EXPECTED_ARTIFACTS | SERVED_ARTIFACTS
 
-    model_uri = parent.data.tags["model_uri"]
+    holdout = pd.read_csv(
+        client.download_artifacts(served.info.run_id, "holdout_predictions.csv", str(tmp_path))
+    )
+    # Every race of the holdout sums to three podium places, none above 1.
+    sums = holdout.groupby("race_id")["probability"].sum()
+    assert np.allclose(sums, 3.0, atol=1e-9) and holdout["probability"].max() < 1
+    pooled = pd.read_csv(
+        client.download_artifacts(served.info.run_id, "cv_predictions.csv", str(tmp_path))
+    )
+    assert list(pooled.columns) == [
+        "race_id",
+        "driver_id",
+        "year",
+        "round",
+        "probability",
+        "actual",
+    ]
+    assert sorted(pooled["year"].unique()) == [2022, 2023]
+
+    # The pyfunc model serves the very numbers the holdout metrics were computed on.
     data = read_features(real_warehouse, load_feature_spec(real_manifest))
-    holdout = data.frame.loc[data.frame["year"] == 2024, data.features]
-    booster = mlflow.lightgbm.load_model(model_uri)
-    pyfunc = mlflow.pyfunc.load_model(model_uri)
-    difference = np.abs(np.asarray(pyfunc.predict(holdout)) - booster.predict(holdout))
-    assert difference.max() <= 1e-9
-    assert parent.data.metrics["pyfunc_max_abs_diff"] <= 1e-9
+    rows = data.past[data.past["year"] == 2024]
+    pyfunc = mlflow.pyfunc.load_model(served.data.tags["model_uri"])
+    served_probability = np.asarray(pyfunc.predict(rows[["race_id", *data.features]]))
+    merged = rows[["race_id", "driver_id"]].assign(served=served_probability)
+    merged = merged.merge(holdout, on=["race_id", "driver_id"], validate="one_to_one")
+    assert len(merged) == len(holdout)
+    assert np.abs(merged["served"] - merged["probability"]).max() <= 1e-9
+    assert served.data.metrics["pyfunc_max_abs_diff"] <= 1e-9
+    assert served.data.metrics["onnx_max_abs_diff"] <= 1e-5
+    brier = float(np.mean((merged["probability"] - merged["actual"]) ** 2))
+    assert brier == pytest.approx(served.data.metrics["holdout_brier"], abs=1e-12)

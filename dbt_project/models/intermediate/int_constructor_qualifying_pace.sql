@@ -28,10 +28,14 @@ team_gap as (
     select
         team_best.race_id,
         team_best.constructor_id,
-        least(
-            100.0 * (team_best.best_lap_ms - race_fastest.fastest_lap_ms) / race_fastest.fastest_lap_ms,
-            10.0
-        ) as qualifying_gap_pct
+        -- least() skips nulls, so a race or team without a time must stay null explicitly
+        case
+            when team_best.best_lap_ms is not null then least(
+                100.0 * (team_best.best_lap_ms - race_fastest.fastest_lap_ms)
+                / race_fastest.fastest_lap_ms,
+                10.0
+            )
+        end as qualifying_gap_pct
     from team_best
     inner join race_fastest on team_best.race_id = race_fastest.race_id
 ),
