@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DBT := $(BIN)/dbt --no-use-colors
 DBT_ARGS := --project-dir dbt_project --profiles-dir .
 
-.PHONY: setup venv data build test lint docs docs-serve sql bench train mlflow-ui clean
+.PHONY: setup venv data build test lint docs docs-serve sql bench train ablation mlflow-ui clean
 
 setup: venv data build          ## environment, raw data, warehouse
 
@@ -48,6 +48,9 @@ bench:                          ## timings: dbt build, feature SQL, training CV
 
 train:                          ## rolling CV + baselines + holdout, tracked in MLflow (see --help)
 	$(BIN)/python train.py
+
+ablation:                       ## the forecast-quality levers one at a time, tracked in MLflow
+	$(BIN)/python train.py ablation
 
 mlflow-ui:                      ## browse runs at http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns.db --host 127.0.0.1 --port 5000

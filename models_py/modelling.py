@@ -27,15 +27,20 @@ NAIVE_DRIVER_FEATURE = "driver_podium_rate_10"
 # podium is a rare, noisy outcome: on the CV folds strong regularisation is what buys Brier.
 DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "n_estimators": 600,
-    "learning_rate": 0.01,
+    "learning_rate": 0.006,
     "num_leaves": 15,
-    "min_child_samples": 150,
+    "min_child_samples": 300,
     "subsample": 0.7,
     "subsample_freq": 1,
     "colsample_bytree": 0.5,
     "reg_alpha": 1.0,
     "reg_lambda": 5.0,
 }
+
+
+# 63 histogram bins instead of 255: a third faster per tree on these ~20k-row folds, with the
+# same CV Brier to the fourth decimal (measured on every fourth fold with the tuned settings).
+DATASET_PARAMS: dict[str, Any] = {"max_bin": 63, "verbosity": -1}
 
 
 class PodiumModel(Protocol):
@@ -120,6 +125,7 @@ class LightGBMModel:
             features,
             label=target,
             categorical_feature=self.categorical or "auto",
+            params=DATASET_PARAMS,
             free_raw_data=False,
         )
         self.booster = lgb.train(native, dataset, num_boost_round=rounds)
@@ -306,6 +312,7 @@ class LightGBMRanker:
             label=finish_relevance(finish_position, self.relevant_places),
             group=race_group_sizes(race_ids),
             categorical_feature=self.categorical or "auto",
+            params=DATASET_PARAMS,
             free_raw_data=False,
         )
         self.booster = lgb.train(native, dataset, num_boost_round=rounds)

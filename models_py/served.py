@@ -9,7 +9,9 @@ were computed on: the booster's raw output, then the post-processor fitted on ea
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +59,26 @@ def log_served_model(
         postprocessing_path = Path(folder) / POSTPROCESSING_ARTIFACT
         postprocessing_path.write_text(json.dumps(postprocessor.to_dict(), indent=2), "utf-8")
         mlflow.log_artifact(str(postprocessing_path))
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=ServedPodiumModel(),
-            artifacts={"booster": str(booster_path), "postprocessing": str(postprocessing_path)},
-            # A signature, not an input example: the example would go through JSON, which
-            # cannot carry the NaNs of missing features.
-            signature=infer_signature(example, expected),
-            code_paths=[str(PACKAGE_DIR)],
-        )
+        pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+        level = pyfunc_logger.level
+        # MLflow warns about pickling the model class and about the missing input example;
+        # the class ships with its code (code_paths), and the example is left out on purpose.
+        pyfunc_logger.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=ServedPodiumModel(),
+                    artifacts={
+                        "booster": str(booster_path),
+                        "postprocessing": str(postprocessing_path),
+                    },
+                    # A signature, not an input example: the example would go through JSON,
+                    # which cannot carry the NaNs of missing features.
+                    signature=infer_signature(example, expected),
+                    code_paths=[str(PACKAGE_DIR)],
+                )
+        finally:
+            pyfunc_logger.setLevel(level)
     return info.model_uri

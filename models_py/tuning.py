@@ -31,7 +31,11 @@ from models_py.dataset import FeatureData
 from models_py.evaluation import split
 from models_py.folds import Fold, window_before
 from models_py.metrics import evaluate
-from models_py.modelling import lightgbm_training_params, split_scale_pos_weight
+from models_py.modelling import (
+    DATASET_PARAMS,
+    lightgbm_training_params,
+    split_scale_pos_weight,
+)
 from models_py.postprocessing import PostProcessor, ProbabilityPostProcessor, fit_on_history
 from models_py.tracking import artifact_folder, log_params, redact_url, tracked_run
 
@@ -70,7 +74,7 @@ def prepare_folds(
             label=train[data.spec.target].to_numpy(dtype=int),
             categorical_feature=list(data.categorical),
             # Keep every feature splittable whatever min_child_samples a trial picks.
-            params={"feature_pre_filter": False, "verbosity": -1},
+            params={**DATASET_PARAMS, "feature_pre_filter": False},
             free_raw_data=False,
         ).construct()
         prepared.append(

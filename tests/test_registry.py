@@ -6,6 +6,7 @@ from pathlib import Path
 
 import duckdb
 import mlflow
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -43,6 +44,8 @@ def train(store: Path, warehouse: Path, manifest: Path, *extra: str) -> str:
         manifest,
         "--trials",
         "0",
+        # The podium model only: these runs compare its versions, not the challenger.
+        "--no-challenger",
         "--model-name",
         MODEL,
         "--tracking-uri",
@@ -58,19 +61,19 @@ def train(store: Path, warehouse: Path, manifest: Path, *extra: str) -> str:
 @pytest.fixture(scope="module")
 def registry(real_warehouse: Path, real_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     store = tmp_path_factory.mktemp("registry")
+    raw = ["--no-calibration", "--no-normalisation"]
     outputs = [
+        # Raw probabilities with class weighting: inflated, a mediocre holdout Brier.
+        train(store, real_warehouse, real_manifest, *raw, "--scale-pos-weight", "4"),
+        # Heavier class weighting inflates every probability further: a worse holdout Brier.
+        train(store, real_warehouse, real_manifest, *raw, "--scale-pos-weight", "12"),
+        # The served recipe: no class weight, calibrated, normalised per race: a better Brier.
         train(store, real_warehouse, real_manifest),
-        # Heavier class weighting inflates every probability: a worse holdout Brier.
-        train(store, real_warehouse, real_manifest, "--scale-pos-weight", "12"),
-        # No class weighting: better calibrated, a better holdout Brier.
-        train(store, real_warehouse, real_manifest, "--scale-pos-weight", "1"),
         # Holdout 2023 is inside the champion's training seasons (2021-2023): no fair comparison.
         train(
             store,
             real_warehouse,
             real_manifest,
-            "--scale-pos-weight",
-            "1",
             "--first-cv-season",
             "2021",
             "--last-cv-season",
@@ -152,6 +155,37 @@ def test_predict_scores_the_upcoming_race_and_replaces_on_rescoring(
             "select count(*), count(actual_podium) from predictions"
         ).fetchall()
     assert (view_rows, known) == (40, 20)
+
+
+def test_predict_serves_the_holdout_probabilities_the_champion_was_scored_on(
+    registry, real_warehouse: Path, real_manifest: Path, tmp_path: Path
+) -> None:
+    store, _, client = registry
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    holdout = pd.read_csv(
+        client.download_artifacts(champion.run_id, "holdout_predictions.csv", str(tmp_path))
+    )
+    race_id = int(holdout["race_id"].iloc[0])
+    completed = run_predict(
+        store,
+        real_warehouse,
+        real_manifest,
+        "--model-name",
+        MODEL,
+        "--race-id",
+        str(race_id),
+        "--store",
+        str(tmp_path / "predictions"),
+    )
+    assert completed.returncode == 0, completed.stderr
+    [stored] = (tmp_path / "predictions").rglob(f"race_{race_id}.parquet")
+    served = pd.read_parquet(stored).merge(
+        holdout, on=["race_id", "driver_id"], validate="one_to_one"
+    )
+    assert len(served) == (holdout["race_id"] == race_id).sum() > 0
+    # ONNX computes in float32; the post-processing is the same JSON the pyfunc applies.
+    assert (served["podium_probability"] - served["probability"]).abs().max() < 1e-5
+    assert served["podium_probability"].sum() == pytest.approx(3.0, abs=1e-9)
 
 
 @pytest.mark.parametrize(
