@@ -303,7 +303,13 @@ def train_candidate(
             f"  {candidate.name:<22} CV brier {summary['cv_brier_mean']:.4f} "
             f"log loss {summary['cv_log_loss_mean']:.4f} auc {summary['cv_auc_mean']:.3f}; "
             f"holdout {config.test_season} brier {summary['holdout_brier']:.4f} "
-            f"auc {summary['holdout_auc']:.3f}",
+            f"auc {summary['holdout_auc']:.3f}"
+            + (
+                f"; beats the naive rule in {summary['cv_folds_beating_naive']:.0f} "
+                f"of {len(folds)} folds"
+                if "cv_folds_beating_naive" in summary
+                else ""
+            ),
             flush=True,
         )
     return CandidateRun(candidate, run.info.run_id, results, holdout, summary)
