@@ -292,7 +292,15 @@ def run_ablation(config: TrainConfig, data: FeatureData, folds: list[Fold], hold
         if config.trials > 0:
             study_name = config.study_name or f"ablation-{session}"
             tuned_data = data.with_features(current.recipe.features)
-            best = tune(config, tuned_data, folds, study_name, tags, current.recipe.postprocessor())
+            best = tune(
+                config,
+                tuned_data,
+                folds,
+                study_name,
+                tags,
+                current.recipe.postprocessor(),
+                nested=True,
+            )
             step = run_step(
                 "widened tuning",
                 f"best of {config.trials} trials",

@@ -304,12 +304,13 @@ def tune(
     study_name: str,
     tags: dict[str, str],
     postprocessor: PostProcessor,
+    nested: bool = False,
 ) -> dict:
     """Run (or join) the Optuna study under one MLflow parent run; return the best parameters."""
     print(f"tuning: study {study_name!r}, {config.trials} trials in total", flush=True)
     started = time.perf_counter()
     run_tags = {**tags, "pitwall.role": "study", "optuna.study_name": study_name}
-    with tracked_run(run_name=f"optuna study {study_name}", tags=run_tags):
+    with tracked_run(run_name=f"optuna study {study_name}", tags=run_tags, nested=nested):
         log_params(
             {
                 "study_name": study_name,
