@@ -219,14 +219,18 @@ def run_step(
 def markdown_table(frame: pd.DataFrame) -> str:
     """The table as Markdown, for the closing note and the README (no extra dependency)."""
 
-    def cell(value: object) -> str:
+    counts = {"features", "folds_beating_naive", "folds_improved"}
+
+    def cell(column: str, value: object) -> str:
         if isinstance(value, float):
-            return "" if pd.isna(value) else f"{value:.4f}"
+            if pd.isna(value):
+                return ""
+            return f"{value:.0f}" if column in counts else f"{value:.4f}"
         return str(value)
 
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += [
-        "| " + " | ".join(cell(value) for value in row) + " |"
+        "| " + " | ".join(cell(column, value) for column, value in zip(frame.columns, row)) + " |"
         for row in frame.itertuples(index=False)
     ]
     return "\n".join(lines) + "\n"

@@ -206,6 +206,8 @@ def storage_from_url(url: str | None) -> optuna.storages.BaseStorage | str | Non
 
 
 def create_study(storage_url: str | None, study_name: str, seed: int) -> optuna.Study:
+    # Trials report through MLflow and one line each; Optuna's own INFO lines would repeat them.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     shared = storage_url is not None
     # Workers of one shared study must not draw the same parameters: each seeds its sampler
     # differently, and the constant liar keeps them from piling onto one running region.
@@ -254,7 +256,6 @@ def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def run_study(study: optuna.Study, objective: Objective, trials: int) -> None:
     """Run trials until the study (shared or not) holds `trials` finished ones."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     remaining = trials - len(finished_trials(study))
     if remaining <= 0:
         return
