@@ -230,7 +230,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += [
-        "| " + " | ".join(cell(column, value) for column, value in zip(frame.columns, row)) + " |"
+        "| " + " | ".join(map(cell, frame.columns, row)) + " |"
         for row in frame.itertuples(index=False)
     ]
     return "\n".join(lines) + "\n"
