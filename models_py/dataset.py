@@ -208,6 +208,20 @@ def check_table(connection: duckdb.DuckDBPyConnection, spec: FeatureSpec, where:
             )
 
 
+FEATURE_DECIMALS = 4
+
+
+def quantise(values: np.ndarray) -> np.ndarray:
+    """Features as the ONNX twin serves them: float32, on a grid of 1e-4.
+
+    ONNX runs trees in float32, thresholds included. A split threshold is the midpoint of two
+    training values; if those differ by a hair (two windows' averages, 1e-16 apart), the float32
+    threshold can land on one of them and send it the other way. On a 1e-4 grid neighbouring
+    values are far apart at float32 precision, so booster and ONNX agree on every split.
+    """
+    return np.round(values, FEATURE_DECIMALS).astype("float32").astype("float64")
+
+
 def read_features(
     warehouse: Path, spec: FeatureSpec, categories: dict[str, list[str]] | None = None
 ) -> FeatureData:
@@ -245,9 +259,6 @@ def read_features(
             codes = pd.Categorical(frame[name], categories=categories[name]).codes
             frame[name] = np.where(codes < 0, np.nan, codes).astype("float64")
         else:
-            # Served through ONNX, features are float32: training on the same float32 values
-            # keeps every tree split on the same side for both (a value a hair from a split
-            # threshold in float64 can cross it when rounded to float32).
-            numeric = pd.to_numeric(frame[name], errors="raise")
-            frame[name] = numeric.astype("float32").astype("float64")
+            numeric = pd.to_numeric(frame[name], errors="raise").astype("float64")
+            frame[name] = quantise(numeric.to_numpy())
     return FeatureData(frame=frame, spec=spec, categories=categories, source=str(warehouse))

@@ -61,6 +61,31 @@ class PodiumModel(Protocol):
     def params(self) -> dict[str, Any]: ...
 
 
+def float32_thresholds(booster: lgb.Booster) -> lgb.Booster:
+    """The same trees with every split threshold moved down to the nearest float32.
+
+    ONNX evaluates trees in float32, rounding each float64 threshold to the *nearest* float32,
+    which can land on a training value and flip `x <= t`. Rounding down instead changes nothing
+    for float32 inputs (no float32 lies between the two), and makes the threshold exact in ONNX:
+    booster and ONNX twin then agree on every split. Features are float32 by construction
+    (`dataset.quantise`), so predictions are unchanged.
+    """
+    # `tree_sizes` gives each tree's byte length, which edited thresholds change: without it
+    # LightGBM reads the trees one after another.
+    lines = [
+        line for line in booster.model_to_string().split("\n") if not line.startswith("tree_sizes=")
+    ]
+    for index, line in enumerate(lines):
+        if not line.startswith("threshold=") or line == "threshold=":
+            continue  # not a threshold line, or a tree that is a single leaf
+        thresholds = np.array(line.removeprefix("threshold=").split(" "), dtype=np.float64)
+        down = thresholds.astype(np.float32)
+        above = down.astype(np.float64) > thresholds
+        down[above] = np.nextafter(down[above], np.float32(-np.inf))
+        lines[index] = "threshold=" + " ".join(repr(float(value)) for value in down)
+    return lgb.Booster(model_str="\n".join(lines))
+
+
 def split_scale_pos_weight(params: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
     """Booster parameters without `scale_pos_weight`, and that weight (None when absent)."""
     rest = dict(params)
@@ -128,7 +153,7 @@ class LightGBMModel:
             params=DATASET_PARAMS,
             free_raw_data=False,
         )
-        self.booster = lgb.train(native, dataset, num_boost_round=rounds)
+        self.booster = float32_thresholds(lgb.train(native, dataset, num_boost_round=rounds))
         return self
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
@@ -315,7 +340,7 @@ class LightGBMRanker:
             params=DATASET_PARAMS,
             free_raw_data=False,
         )
-        self.booster = lgb.train(native, dataset, num_boost_round=rounds)
+        self.booster = float32_thresholds(lgb.train(native, dataset, num_boost_round=rounds))
         return self
 
     def native_params(self) -> tuple[dict[str, Any], int]:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
 from models_py import onnx_export
-from models_py.modelling import LightGBMModel
+from models_py.modelling import (
+    DATASET_PARAMS,
+    LightGBMModel,
+    float32_thresholds,
+    lightgbm_training_params,
+)
 
 
 def categorical_problem(rows: int = 3000) -> tuple[pd.DataFrame, np.ndarray]:
@@ -58,3 +64,32 @@ def test_parity_failure_is_a_clear_error(model: LightGBMModel) -> None:
     converted = onnx_export.convert(other.booster, 2)
     with pytest.raises(onnx_export.OnnxParityError, match="not registering"):
         onnx_export.check_parity(converted, model.booster, features)
+
+
+def test_thresholds_between_adjacent_float32_values_agree_with_onnx() -> None:
+    # Two training values one float32 step apart: LightGBM splits at their float64 midpoint,
+    # which float32 rounding (ties to even) moves onto the upper value.
+    lower = np.nextafter(np.float32(1.0), np.float32(2.0))
+    upper = np.nextafter(lower, np.float32(2.0))
+    generator = np.random.default_rng(3)
+    values = np.where(generator.random(2000) < 0.5, lower, upper).astype(np.float64)
+    target = ((values == upper) ^ (generator.random(2000) < 0.1)).astype(int)
+    features = pd.DataFrame({"pace": values})
+    params = {"n_estimators": 5, "min_child_samples": 5, "learning_rate": 0.5}
+    model = LightGBMModel(categorical=[], seed=1, threads=1, hyperparameters=params)
+    model.fit(features, target)
+    raw = lgb.train(
+        lightgbm_training_params(params, 1, 1, 1.0)[0],
+        lgb.Dataset(features, label=target, params=DATASET_PARAMS),
+        num_boost_round=5,
+    )
+    # The untouched booster disagrees with its own ONNX conversion on the upper value...
+    with pytest.raises(onnx_export.OnnxParityError):
+        onnx_export.check_parity(onnx_export.convert(raw, 1), raw, features)
+    # ...the float32-safe one agrees, and predicts exactly what the untouched one does.
+    assert np.array_equal(model.booster.predict(features), raw.predict(features))
+    converted = onnx_export.convert(model.booster, 1)
+    assert onnx_export.check_parity(converted, model.booster, features) <= 1e-6
+    # Applying it twice changes nothing: every threshold is already a float32.
+    twice = float32_thresholds(model.booster)
+    assert twice.model_to_string() == model.booster.model_to_string()

@@ -112,7 +112,8 @@ def test_runs_artifacts_and_registry_over_http(
     _, client = trained_on_server
     experiment = client.get_experiment_by_name("pitwall-podium")
     runs = client.search_runs([experiment.experiment_id])
-    [parent] = [run for run in runs if run.data.tags.get("pitwall.role") == "lgbm"]
+    # The served candidate (the podium model or its challenger, whichever won on CV).
+    [parent] = [run for run in runs if run.data.tags.get("pitwall.served") == "true"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 2
     assert parent.info.artifact_uri.startswith("mlflow-artifacts:")
@@ -127,9 +128,14 @@ def test_runs_artifacts_and_registry_over_http(
     onnx_model = mlflow.onnx.load_model("models:/podium-lgbm-onnx@champion")
     data = read_features(real_warehouse, load_feature_spec(real_manifest))
     rows = data.frame.loc[data.frame["is_upcoming"], data.features]
-    probability = onnx_export.predict(onnx_export.session(onnx_model), rows)
-    assert len(probability) == 20
-    assert np.all((probability >= 0) & (probability <= 1))
+    raw = onnx_export.predict(onnx_export.session(onnx_model), rows)
+    assert len(raw) == 20 and np.all(np.isfinite(raw))
+    # The served pyfunc, over HTTP too, turns the race into probabilities summing to 3.
+    pyfunc = mlflow.pyfunc.load_model("models:/podium-lgbm@champion")
+    upcoming = data.frame.loc[data.frame["is_upcoming"], ["race_id", *data.features]]
+    probability = np.asarray(pyfunc.predict(upcoming))
+    assert np.all((probability > 0) & (probability < 1))
+    assert probability.sum() == pytest.approx(3.0)
 
 
 def test_no_secret_is_logged_or_printed(trained_on_server) -> None:

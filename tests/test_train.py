@@ -140,7 +140,8 @@ def test_run_tree_params_tags_and_metrics(trained) -> None:
     assert 0.5 < metrics["cv_auc_mean"] <= 1.0
     assert parent.info.status == "FINISHED"
 
-    [dataset_input] = parent.inputs.dataset_inputs
+    [served] = [run for run in runs if run.data.tags.get("pitwall.served") == "true"]
+    [dataset_input] = client.get_run(served.info.run_id).inputs.dataset_inputs
     assert dataset_input.dataset.name == "podium_features_2021_2023"
     assert dataset_input.dataset.digest
     assert "pitwall.duckdb" in dataset_input.dataset.source
