@@ -18,11 +18,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-data:                           ## load raw CSVs from $$PITWALL_DATA_SOURCE (folder, zip or URL)
+data:                           ## load raw CSVs from $$PITWALL_DATA_SOURCE, practice from $$PITWALL_PRACTICE_SOURCE
 	$(BIN)/python scripts/load_data.py
+	$(BIN)/python -m scripts.load_practice
 
 build:                          ## dbt build into a fresh file, swapped in only if everything passes
-	$(BIN)/python scripts/build_warehouse.py
+	$(BIN)/python -m scripts.build_warehouse
 
 test: lint                      ## every test: ruff, dbt parse, pytest (loader, dbt build, point-in-time)
 	$(BIN)/pytest

@@ -52,6 +52,8 @@ from models_py.tracking import (
 from models_py.tuning import StudyMismatchError, tune
 
 BASE_GROUP = "base"
+UNGATED = "_ungated"
+WEEKEND_COLUMN = "practice_sessions_before_qualifying"
 # Issue 3's defaults, the seed recipe's parameters: a moderate learning rate and bagging.
 SEED_RECIPE_PARAMS: dict[str, Any] = {
     "n_estimators": 400,
@@ -127,7 +129,32 @@ def evaluate_recipe(
     return [runner.result(fold) for fold in folds], runner.result(holdout)
 
 
-def step_row(step: StepResult, previous: StepResult | None, naive: list[FoldResult]) -> dict:
+def weekend_types(data: FeatureData) -> pd.Series | None:
+    """Race id → "one session" / "several sessions" before qualifying (practice data only)."""
+    if WEEKEND_COLUMN not in data.frame:
+        return None
+    sessions = data.frame.groupby("race_id")[WEEKEND_COLUMN].max().dropna()
+    return sessions.map(lambda count: "one session" if count < 2 else "several sessions")
+
+
+def brier_by_weekend(results: list[FoldResult], weekend: pd.Series) -> dict[str, float]:
+    """Pooled CV Brier on the races of each weekend type."""
+    pooled = pd.concat([result.predictions for result in results], ignore_index=True)
+    kind = pooled["race_id"].map(weekend).fillna("no practice data")
+    squared = (pooled["probability"] - pooled["actual"]) ** 2
+    return {
+        f"brier_{name.replace(' ', '_')}": float(squared[kind == name].mean())
+        for name in ("one session", "several sessions", "no practice data")
+        if (kind == name).any()
+    }
+
+
+def step_row(
+    step: StepResult,
+    previous: StepResult | None,
+    naive: list[FoldResult],
+    weekend: pd.Series | None = None,
+) -> dict:
     summary = step.summary
     row = {
         "step": step.name,
@@ -146,6 +173,8 @@ def step_row(step: StepResult, previous: StepResult | None, naive: list[FoldResu
             "delta_log_loss": summary["cv_log_loss_mean"] - previous.summary["cv_log_loss_mean"],
             "folds_improved": folds_better(step.results, previous.results),
         }
+    if weekend is not None and not weekend.empty:
+        row |= brier_by_weekend(step.results, weekend)
     return row
 
 
@@ -169,10 +198,24 @@ def ablation_steps(
     def adding(group: str) -> Callable[[Recipe], Recipe]:
         return lambda r: replace(r, features=(*r.features, *spec.group_features(group)))
 
+    variants = {
+        group.removesuffix(UNGATED): group for group in candidate_groups if group.endswith(UNGATED)
+    }
     for group in spec_groups:
+        if group in variants:
+            # An ungated variant is measured in place of its gated group, on the same base.
+            steps.append(
+                (
+                    f"+ {variants[group]}",
+                    "candidate: without the gate",
+                    adding(variants[group]),
+                    False,
+                )
+            )
         steps.append((f"+ {group}", "feature group", adding(group), True))
     for group in candidate_groups:
-        steps.append((f"+ {group}", "candidate feature group", adding(group), False))
+        if group not in variants.values():
+            steps.append((f"+ {group}", "candidate feature group", adding(group), False))
     return steps
 
 
@@ -246,6 +289,7 @@ def run_ablation(config: TrainConfig, data: FeatureData, folds: list[Fold], hold
     ]
     feature_groups = [group for group in default_groups if group != BASE_GROUP]
     table: list[dict] = []
+    weekend = weekend_types(data)
     with tracked_run(run_name="ablation", tags={**tags, "pitwall.role": "ablation"}):
         log_params(
             {
@@ -287,10 +331,10 @@ def run_ablation(config: TrainConfig, data: FeatureData, folds: list[Fold], hold
         current = run_step(
             "seed recipe", "issue 3, leak-free", True, recipe, config, data, folds, holdout
         )
-        table.append(step_row(current, None, naive))
+        table.append(step_row(current, None, naive, weekend))
         for name, lever, change, kept in ablation_steps(feature_groups, candidate_groups, data):
             step = run_step(name, lever, kept, change(current.recipe), config, data, folds, holdout)
-            table.append(step_row(step, current, naive))
+            table.append(step_row(step, current, naive, weekend))
             if kept:
                 current = step
         if config.trials > 0:
@@ -315,7 +359,7 @@ def run_ablation(config: TrainConfig, data: FeatureData, folds: list[Fold], hold
                 folds,
                 holdout,
             )
-            table.append(step_row(step, current, naive))
+            table.append(step_row(step, current, naive, weekend))
             current = step
         step = run_step(
             "race-coherent challenger",
@@ -327,7 +371,7 @@ def run_ablation(config: TrainConfig, data: FeatureData, folds: list[Fold], hold
             folds,
             holdout,
         )
-        table.append(step_row(step, current, naive))
+        table.append(step_row(step, current, naive, weekend))
         frame = pd.DataFrame(table)
         log_frame(frame, "ablation.csv")
         mlflow.log_text(markdown_table(frame), "ablation.md")

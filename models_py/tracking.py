@@ -138,15 +138,22 @@ def git_commit() -> str:
     return completed.stdout.strip() + ("-dirty" if dirty else "")
 
 
-def data_version(warehouse: Path) -> str:
+def warehouse_value(warehouse: Path, sql: str) -> str:
+    """One value from the warehouse, or "unknown" (an older warehouse without the model)."""
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         try:
-            [(version,)] = connection.execute(
-                "select data_version from stg_ergast__manifest"
-            ).fetchall()
+            [(value,)] = connection.execute(sql).fetchall()
         except duckdb.Error:
             return "unknown"
-    return str(version)
+    return str(value)
+
+
+def data_version(warehouse: Path) -> str:
+    return warehouse_value(warehouse, "select data_version from stg_ergast__manifest")
+
+
+def practice_data_version(warehouse: Path) -> str:
+    return warehouse_value(warehouse, "select practice_data_version from stg_f1db__manifest")
 
 
 def common_tags(config: TrainConfig, data: FeatureData, session: str) -> dict[str, str]:
@@ -154,6 +161,7 @@ def common_tags(config: TrainConfig, data: FeatureData, session: str) -> dict[st
         "pitwall.session": session,
         "git_commit": git_commit(),
         "data_version": data_version(config.warehouse),
+        "practice_data_version": practice_data_version(config.warehouse),
         "features_sql_sha256": data.spec.sql_sha256,
         "warehouse": str(config.warehouse),
     }

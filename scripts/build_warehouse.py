@@ -14,10 +14,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import duckdb
+
+from scripts.load_practice import load_practice
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -33,6 +36,10 @@ def default_warehouse() -> Path:
 
 def default_raw_dir() -> Path:
     return Path(os.environ.get("PITWALL_RAW_DIR", REPO_ROOT / "data" / "raw")).resolve()
+
+
+def default_practice_dir() -> Path:
+    return Path(os.environ.get("PITWALL_PRACTICE_DIR", REPO_ROOT / "data" / "practice")).resolve()
 
 
 def default_predictions_dir() -> Path:
@@ -52,11 +59,18 @@ def remove_database_files(path: Path) -> None:
 SKIP_TESTS = ["--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
 
 
-def run_dbt(building: Path, raw_dir: Path, extra_args: list[str], target_path: Path | None) -> int:
+def run_dbt(
+    building: Path,
+    raw_dir: Path,
+    practice_dir: Path,
+    extra_args: list[str],
+    target_path: Path | None,
+) -> int:
     env = dict(
         os.environ,
         PITWALL_DUCKDB=str(building),
         PITWALL_RAW_DIR=str(raw_dir),
+        PITWALL_PRACTICE_DIR=str(practice_dir),
         # Absolute, so the predictions view works whichever directory an analyst opens it from.
         PITWALL_PREDICTIONS_DIR=str(default_predictions_dir()),
     )
@@ -121,13 +135,24 @@ def build(
     raw_dir: Path,
     extra_args: list[str] | None = None,
     target_path: Path | None = None,
+    practice_dir: Path | None = None,
 ) -> str:
-    """Run `dbt build` into a fresh file and swap it in; returns a one-line summary."""
+    """Run `dbt build` into a fresh file and swap it in; returns a one-line summary.
+
+    Practice data is optional: without a loaded practice folder the build reads header-only
+    files, and the practice features are null.
+    """
     if not (raw_dir / "manifest.json").exists():
         raise BuildError(
             f"no raw data in {raw_dir} (manifest.json missing): run `make data` "
             "(python scripts/load_data.py --source ...) first; the warehouse is unchanged"
         )
+    practice_dir = practice_dir or default_practice_dir()
+    if not (practice_dir / "manifest.json").exists():
+        with tempfile.TemporaryDirectory(prefix="pitwall-no-practice-") as folder:
+            empty = Path(folder) / "practice"
+            load_practice(None, empty)
+            return build(warehouse, raw_dir, extra_args, target_path, empty)
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_builds(warehouse)
     building = warehouse.with_name(f"{warehouse.name}.building-{os.getpid()}")
@@ -140,7 +165,7 @@ def build(
     if target.exists():
         shutil.copytree(target, building_target)  # keeps dbt's partial parsing fast
     try:
-        exit_code = run_dbt(building, raw_dir, extra_args or [], building_target)
+        exit_code = run_dbt(building, raw_dir, practice_dir, extra_args or [], building_target)
         if exit_code != 0:
             raise BuildError(
                 f"dbt build failed (exit {exit_code}); the warehouse at {warehouse} is unchanged"
@@ -183,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         help="raw CSV folder written by the loader (default: $PITWALL_RAW_DIR or ./data/raw)",
     )
     parser.add_argument(
+        "--practice-dir",
+        type=Path,
+        default=None,
+        help="free-practice folder written by scripts/load_practice.py (default: "
+        "$PITWALL_PRACTICE_DIR or ./data/practice; none loaded: practice features are null)",
+    )
+    parser.add_argument(
         "--skip-tests",
         action="store_true",
         help="build models and seeds only (faster; the swapped-in warehouse is then untested)",
@@ -199,7 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     raw_dir = (args.raw_dir or default_raw_dir()).resolve()
     started = time.perf_counter()
     try:
-        summary = build(warehouse, raw_dir, SKIP_TESTS if args.skip_tests else [], args.target_path)
+        summary = build(
+            warehouse,
+            raw_dir,
+            SKIP_TESTS if args.skip_tests else [],
+            args.target_path,
+            args.practice_dir.resolve() if args.practice_dir else None,
+        )
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

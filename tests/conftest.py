@@ -10,9 +10,11 @@ import pytest
 
 from scripts.build_warehouse import build
 from scripts.load_data import load
+from scripts.load_practice import load_practice
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_F1 = REPO_ROOT.parent / "shared" / "data" / "f1"
+SHARED_F1DB = REPO_ROOT.parent / "shared" / "data" / "f1db"
 
 
 def real_data_source() -> str:
@@ -26,6 +28,19 @@ def real_data_source() -> str:
     if (SHARED_F1 / "races.csv").exists():
         return str(SHARED_F1)
     message = f"no real data: set PITWALL_DATA_SOURCE or provide {SHARED_F1}"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def real_practice_source() -> str:
+    """The real practice data: $PITWALL_PRACTICE_SOURCE, else ../shared/data/f1db."""
+    source = os.environ.get("PITWALL_PRACTICE_SOURCE")
+    if source:
+        return source
+    if (SHARED_F1DB / "f1db-races.csv").exists():
+        return str(SHARED_F1DB)
+    message = f"no practice data: set PITWALL_PRACTICE_SOURCE or provide {SHARED_F1DB}"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
@@ -54,11 +69,21 @@ def real_raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_warehouse(tmp_path_factory: pytest.TempPathFactory, real_raw_dir: Path) -> Path:
+def real_practice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real free-practice data (f1db), validated and placed by the practice loader."""
+    practice_dir = tmp_path_factory.mktemp("raw") / "practice"
+    load_practice(real_practice_source(), practice_dir)
+    return practice_dir
+
+
+@pytest.fixture(scope="session")
+def real_warehouse(
+    tmp_path_factory: pytest.TempPathFactory, real_raw_dir: Path, real_practice_dir: Path
+) -> Path:
     """A full `dbt build` (models, seeds, data and unit tests) on the real data."""
     folder = tmp_path_factory.mktemp("warehouse")
     warehouse = folder / "pitwall.duckdb"
-    build(warehouse, real_raw_dir, target_path=folder / "target")
+    build(warehouse, real_raw_dir, target_path=folder / "target", practice_dir=real_practice_dir)
     return warehouse
 
 

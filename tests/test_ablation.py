@@ -57,6 +57,12 @@ def test_every_lever_is_one_step_in_order(ablation, real_manifest: Path) -> None
     _, _, _, table = ablation
     spec = load_feature_spec(real_manifest)
     groups = list(dict.fromkeys(spec.groups[name] for name in spec.features))
+    feature_steps = []
+    for group in groups[1:]:
+        if group == "practice":
+            # The ungated variant is measured on the same base as the gated group it replaces.
+            feature_steps.append("+ practice_ungated")
+        feature_steps.append(f"+ {group}")
     expected = [
         "naive rule (reference)",
         "seed recipe",
@@ -64,17 +70,25 @@ def test_every_lever_is_one_step_in_order(ablation, real_manifest: Path) -> None
         "calibration",
         "normalisation",
         "regularised defaults",
-        *[f"+ {group}" for group in groups if group != "base"],
+        *feature_steps,
         "+ identifiers",
         "widened tuning",
         "race-coherent challenger",
     ]
+    assert groups[0] == "base" and "practice" in groups
     assert table["step"].tolist() == expected
     # The seed recipe uses issue 3's features only; each kept group adds its columns.
     steps = table.set_index("step")
     assert steps.loc["seed recipe", "features"] == len(spec.group_features("base"))
     assert steps.loc["race-coherent challenger", "features"] == len(spec.features)
     assert steps.loc["+ identifiers", "kept"] == "no (measured only)"
+    # Gated and ungated practice are both measured against the step before practice.
+    before = table["step"][table.index[table["step"] == "+ practice_ungated"][0] - 1]
+    for step in ("+ practice_ungated", "+ practice"):
+        change = steps.loc[step, "cv_brier"] - steps.loc[before, "cv_brier"]
+        assert steps.loc[step, "delta_brier"] == pytest.approx(change, abs=1e-12)
+    # The Brier by weekend type (one practice session before qualifying, or several).
+    assert {"brier_one_session", "brier_several_sessions"} <= set(table.columns)
 
 
 def test_each_step_reports_its_change_against_the_step_before(ablation) -> None:

@@ -29,7 +29,8 @@ def test_feature_list_comes_from_dbt_and_matches_the_table(
     assert "driver_podium_rate_10" in spec.group_features("base")
     assert "constructor_qualifying_gap_pct_3" in spec.group_features("qualifying_pace")
     candidates = set(spec.model_columns) - set(spec.features)
-    assert candidates == set(spec.group_features("identifiers"))
+    assert candidates == set(spec.group_features("identifiers", "practice_ungated"))
+    assert "practice_best_gap_pct" in spec.group_features("practice")
     assert "driver_ref" in candidates and "driver_ref" in spec.categorical
 
     with duckdb.connect(str(real_warehouse), read_only=True) as connection:

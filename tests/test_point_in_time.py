@@ -19,6 +19,7 @@ import pytest
 
 from scripts.build_warehouse import SKIP_TESTS, build
 from scripts.load_data import load
+from scripts.load_practice import load_practice
 
 pytestmark = pytest.mark.slow
 
@@ -90,13 +91,23 @@ def truncated_source(raw_dir: Path, destination: Path, cutoff: tuple[int, int]) 
 
 @pytest.mark.parametrize("cutoff", CUTOFFS, ids=[f"{y}-r{r}" for y, r in CUTOFFS])
 def test_features_do_not_change_when_later_races_are_removed(
-    cutoff: tuple[int, int], real_raw_dir: Path, real_warehouse: Path, tmp_path: Path
+    cutoff: tuple[int, int],
+    real_raw_dir: Path,
+    real_practice_dir: Path,
+    real_warehouse: Path,
+    tmp_path: Path,
 ) -> None:
     source = truncated_source(real_raw_dir, tmp_path / "source", cutoff)
     raw_dir = tmp_path / "raw"
     load(str(source), raw_dir)
     truncated = tmp_path / "truncated.duckdb"
-    build(truncated, raw_dir, extra_args=SKIP_TESTS, target_path=tmp_path / "target")
+    build(
+        truncated,
+        raw_dir,
+        extra_args=SKIP_TESTS,
+        target_path=tmp_path / "target",
+        practice_dir=real_practice_dir,
+    )
 
     year, round_ = cutoff
     with duckdb.connect() as connection:
@@ -201,13 +212,19 @@ def scrambled_source(raw_dir: Path, destination: Path, race: tuple[int, int]) ->
 
 
 def test_a_race_features_do_not_move_when_its_own_results_are_scrambled(
-    real_raw_dir: Path, real_warehouse: Path, tmp_path: Path
+    real_raw_dir: Path, real_practice_dir: Path, real_warehouse: Path, tmp_path: Path
 ) -> None:
     source, race_id = scrambled_source(real_raw_dir, tmp_path / "source", (2024, 10))
     raw_dir = tmp_path / "raw"
     load(str(source), raw_dir)
     scrambled = tmp_path / "scrambled.duckdb"
-    build(scrambled, raw_dir, extra_args=SKIP_TESTS, target_path=tmp_path / "target")
+    build(
+        scrambled,
+        raw_dir,
+        extra_args=SKIP_TESTS,
+        target_path=tmp_path / "target",
+        practice_dir=real_practice_dir,
+    )
     with duckdb.connect() as connection:
         connection.execute(f"attach '{real_warehouse}' as full_build (read_only)")
         connection.execute(f"attach '{scrambled}' as scrambled_build (read_only)")
@@ -253,3 +270,72 @@ def test_a_race_features_do_not_move_when_its_own_results_are_scrambled(
             """
         ).fetchall()
         assert next_changed > 0
+
+
+PRACTICE_FEATURES = (
+    "practice_sessions_before_qualifying",
+    "practice_best_gap_pct",
+    "practice_last_session_gap_pct",
+    "practice_laps",
+    "practice_best_gap_pct_ungated",
+    "practice_last_session_gap_pct_ungated",
+    "practice_laps_ungated",
+)
+
+
+def practice_until(practice_dir: Path, destination: Path, race: tuple[int, int]) -> Path:
+    """The practice files without any session of a race after `race`."""
+    destination.mkdir()
+    for path in practice_dir.glob("*.csv"):
+        with path.open(newline="", encoding="utf-8") as source:
+            reader = csv.reader(source)
+            header = next(reader)
+            rows = list(reader)
+        if "free-practice" in path.name:
+            year, round_ = header.index("year"), header.index("round")
+            rows = [row for row in rows if (int(row[year]), int(row[round_])) <= race]
+        with (destination / path.name).open("w", newline="", encoding="utf-8") as target:
+            writer = csv.writer(target, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+            writer.writerow(header)
+            writer.writerows(rows)
+    return destination
+
+
+def test_practice_features_of_a_race_are_known_before_its_qualifying(
+    real_raw_dir: Path, real_practice_dir: Path, real_warehouse: Path, tmp_path: Path
+) -> None:
+    """Race X (2024 round 10) with its results, qualifying and everything after it removed
+    becomes the upcoming race; with its practice sessions kept, its practice features must be
+    those of the full build: nothing of qualifying or the race leaks into them."""
+    race = (2024, 10)
+    source = truncated_source(real_raw_dir, tmp_path / "source", (2024, 9))
+    raw_dir = tmp_path / "raw"
+    load(str(source), raw_dir)
+    practice = tmp_path / "practice"
+    load_practice(str(practice_until(real_practice_dir, tmp_path / "f1db", race)), practice)
+    before = tmp_path / "before_qualifying.duckdb"
+    build(
+        before,
+        raw_dir,
+        extra_args=SKIP_TESTS,
+        target_path=tmp_path / "target",
+        practice_dir=practice,
+    )
+    columns = ", ".join(PRACTICE_FEATURES)
+    with duckdb.connect() as connection:
+        connection.execute(f"attach '{real_warehouse}' as full_build (read_only)")
+        connection.execute(f"attach '{before}' as before_build (read_only)")
+        [(upcoming, with_practice)] = connection.execute(
+            "select count(*), count(practice_best_gap_pct) from before_build.podium_features "
+            f"where is_upcoming and year = {race[0]} and round = {race[1]}"
+        ).fetchall()
+        assert upcoming > 0 and with_practice > 0
+        differing = connection.execute(
+            f"""
+            select driver_id, {columns} from before_build.podium_features where is_upcoming
+            except
+            select driver_id, {columns} from full_build.podium_features
+            where year = {race[0]} and round = {race[1]}
+            """
+        ).fetchall()
+        assert differing == []

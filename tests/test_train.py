@@ -131,6 +131,8 @@ def test_run_tree_params_tags_and_metrics(trained) -> None:
     tags = parent.data.tags
     assert len(tags["git_commit"]) >= 40
     assert len(tags["data_version"]) == 64
+    # The practice source the features were built from (f1db, loaded by the test session).
+    assert len(tags["practice_data_version"]) == 64
     assert len(tags["features_sql_sha256"]) == 64
 
     metrics = parent.data.metrics

@@ -71,6 +71,10 @@ circuits as (
     select * from {{ ref('stg_ergast__circuits') }}
 ),
 
+practice_pace as (
+    select * from {{ ref('int_driver_practice_pace') }}
+),
+
 features as (
     select
         entries.race_id,
@@ -132,7 +136,16 @@ features as (
         drivers.driver_ref,
         constructors.constructor_ref,
         circuits.circuit_ref,
-        entries.year as calendar_year
+        entries.year as calendar_year,
+        practice_pace.practice_sessions_before_qualifying,
+        practice_pace.practice_best_gap_pct,
+        practice_pace.practice_last_session_gap_pct,
+        practice_pace.practice_team_best_gap_pct,
+        practice_pace.practice_laps,
+        practice_pace.practice_best_gap_pct_ungated,
+        practice_pace.practice_last_session_gap_pct_ungated,
+        practice_pace.practice_team_best_gap_pct_ungated,
+        practice_pace.practice_laps_ungated
     from entries
     inner join drivers on entries.driver_id = drivers.driver_id
     inner join constructors on entries.constructor_id = constructors.constructor_id
@@ -172,6 +185,10 @@ features as (
         on entries.race_id = constructor_era_form.race_id
         and entries.constructor_id = constructor_era_form.constructor_id
     inner join circuits on entries.circuit_id = circuits.circuit_id
+    -- practice data is optional (and starts in 1995): no row means no practice features
+    left join practice_pace
+        on entries.race_id = practice_pace.race_id
+        and entries.driver_id = practice_pace.driver_id
 ),
 
 {#- The field's favourites: the key form features ranked within the race, with the gap to the
@@ -184,7 +201,11 @@ within_race as (
         {{ race_relative('constructor_points_per_car_5') }},
         {{ race_relative('constructor_mean_start_5', higher_is_better=false) }},
         {{ race_relative('constructor_qualifying_gap_pct_3', higher_is_better=false) }},
-        {{ race_relative('driver_standings_points_share') }}
+        {{ race_relative('driver_standings_points_share') }},
+        {{ race_relative('practice_best_gap_pct', higher_is_better=false) }},
+        {{ race_relative('practice_team_best_gap_pct', higher_is_better=false) }},
+        {{ race_relative('practice_best_gap_pct_ungated', higher_is_better=false) }},
+        {{ race_relative('practice_team_best_gap_pct_ungated', higher_is_better=false) }}
     from features
 )
 

@@ -1,0 +1,353 @@
+"""Load the optional free-practice source: f1db release CSVs (CC BY 4.0), validated first.
+
+Usage: python scripts/load_practice.py [--source SRC] [--dest DIR]
+
+SRC is the f1db release zip (`f1db-csv.zip`) as a URL or a local file, or a folder holding its
+CSVs (default: $PITWALL_PRACTICE_SOURCE). DIR defaults to $PITWALL_PRACTICE_DIR, else
+<repo>/data/practice. Only the files the practice features need are taken. Every one is checked
+(columns, types, keys, references) before DIR is touched; the new folder then replaces DIR in a
+single rename, with a manifest.json recording rows, hashes and the data version. Without a
+source, a DIR that does not exist yet gets the same files with headers only (everything builds,
+practice features are null), and an existing DIR is kept as it is.
+
+Data: F1DB, https://github.com/f1db/f1db, © F1DB, licensed under CC BY 4.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import NamedTuple
+
+from scripts.load_data import (
+    MANIFEST,
+    LoadError,
+    _download,
+    _ErrorLog,
+    _is_url,
+    _recover_interrupted_swap,
+    _swap_in,
+    redact_source,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RELEASE_URL = "https://github.com/f1db/f1db/releases/latest/download/f1db-csv.zip"
+ATTRIBUTION = "F1DB (https://github.com/f1db/f1db), © F1DB, CC BY 4.0"
+PRACTICE_SESSIONS = (1, 2, 3, 4)
+
+
+class Col(NamedTuple):
+    type: str  # int | decimal | date | hhmm | text
+    nullable: bool = False
+
+
+INT, INT_N, TEXT, TEXT_N = Col("int"), Col("int", True), Col("text"), Col("text", True)
+DATE, DATE_N, HHMM_N = Col("date"), Col("date", True), Col("hhmm", True)
+
+_SESSION_COLUMNS = {
+    f"{session}{part}": (DATE_N if part == "Date" else HHMM_N)
+    for session in (
+        "preQualifying",
+        "freePractice1",
+        "freePractice2",
+        "freePractice3",
+        "freePractice4",
+        "qualifying1",
+        "qualifying2",
+        "qualifying",
+        "sprintQualifying",
+        "sprintRace",
+    )
+    for part in ("Date", "Time")
+}
+_PRACTICE = {
+    "raceId": INT,
+    "year": INT,
+    "round": INT,
+    "positionDisplayOrder": INT,
+    "driverId": TEXT,
+    "constructorId": TEXT,
+    "timeMillis": INT_N,
+    "laps": INT_N,
+}
+# The columns the features use, by f1db release file; other columns are kept but not checked.
+SCHEMAS: dict[str, dict[str, Col]] = {
+    "f1db-races.csv": {"id": INT, "year": INT, "round": INT, "date": DATE, **_SESSION_COLUMNS},
+    "f1db-drivers.csv": {
+        "id": TEXT,
+        "firstName": TEXT,
+        "lastName": TEXT,
+        "dateOfBirth": DATE_N,
+    },
+    **{f"f1db-races-free-practice-{n}-results.csv": _PRACTICE for n in PRACTICE_SESSIONS},
+}
+KEYS: dict[str, tuple[str, ...]] = {
+    "f1db-races.csv": ("id",),
+    "f1db-drivers.csv": ("id",),
+    **{
+        f"f1db-races-free-practice-{n}-results.csv": ("raceId", "positionDisplayOrder")
+        for n in PRACTICE_SESSIONS
+    },
+}
+REFERENCES = (("raceId", "f1db-races.csv", "id"), ("driverId", "f1db-drivers.csv", "id"))
+
+_INT_RE = re.compile(r"-?\d+")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_HHMM_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+def _valid_date(value: str) -> bool:
+    if not _DATE_RE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
+    "int": (lambda value: _INT_RE.fullmatch(value) is not None, "is not an integer"),
+    "date": (_valid_date, "is not a valid date (YYYY-MM-DD)"),
+    "hhmm": (lambda value: _HHMM_RE.fullmatch(value) is not None, "is not a time (HH:MM)"),
+}
+
+
+class Parsed(NamedTuple):
+    header: list[str]
+    rows: list[dict[str, str]]  # by column; "" is null (f1db writes nulls as empty fields)
+    lines: list[int]
+
+
+def read_files(source: str, errors: _ErrorLog, log: Callable[[str], None]) -> dict[str, bytes]:
+    """The release files `SCHEMAS` names, from a folder, a zip or the URL of a zip."""
+    where = redact_source(source)
+    if _is_url(source):
+        with tempfile.TemporaryDirectory(prefix="pitwall-practice-") as folder:
+            archive = Path(folder) / "f1db-csv.zip"
+            _download(source, archive, log)
+            return _read_zip(archive, where, errors)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        found: dict[str, list[Path]] = {}
+        for candidate in sorted(path.rglob("*.csv")):
+            if candidate.name in SCHEMAS:
+                found.setdefault(candidate.name, []).append(candidate)
+        return {name: paths[0].read_bytes() for name, paths in _chosen(found, where, errors)}
+    if path.is_file():
+        return _read_zip(path, where, errors)
+    raise LoadError([f"practice source not found: {where}"])
+
+
+def _chosen(found: dict, where: str, errors: _ErrorLog) -> list[tuple[str, list]]:
+    chosen = []
+    for name in SCHEMAS:
+        if not found.get(name):
+            errors.add(f"missing file: {name} (looked in {where})")
+        elif len(found[name]) > 1:
+            errors.add(f"{name}: found {len(found[name])} copies in {where}")
+        else:
+            chosen.append((name, found[name]))
+    return chosen
+
+
+def _read_zip(archive: Path, where: str, errors: _ErrorLog) -> dict[str, bytes]:
+    if not zipfile.is_zipfile(archive):
+        raise LoadError([f"not a zip file: {where}"])
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            found: dict[str, list[str]] = {}
+            for info in bundle.infolist():
+                base = info.filename.rstrip("/").rpartition("/")[2]
+                if not info.is_dir() and base in SCHEMAS:
+                    found.setdefault(base, []).append(info.filename)
+            return {
+                name: bundle.read(members[0]) for name, members in _chosen(found, where, errors)
+            }
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError) as error:
+        raise LoadError([f"cannot read zip file {where}: {error}"]) from error
+
+
+def parse(name: str, data: bytes, errors: _ErrorLog) -> Parsed | None:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        errors.add(f"{name} line {line}: not valid UTF-8")
+        return None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if not header:
+        errors.add(f"{name}: file is empty")
+        return None
+    missing = [column for column in SCHEMAS[name] if column not in header]
+    if missing:
+        errors.add(f"{name} line 1: missing column(s) {', '.join(missing)}")
+        return None
+    rows, lines = [], []
+    for record in reader:
+        line = reader.line_num
+        if not record:
+            continue
+        if len(record) != len(header):
+            errors.add(f"{name} line {line}: {len(record)} fields, the header has {len(header)}")
+            continue
+        row = dict(zip(header, record, strict=True))
+        for column, spec in SCHEMAS[name].items():
+            value = row[column]
+            if value == "":
+                if not spec.nullable:
+                    errors.add(f"{name} line {line} column {column}: empty, a value is required")
+                continue
+            check = CHECKS.get(spec.type)
+            if check and not check[0](value):
+                errors.add(f"{name} line {line} column {column}: {value!r} {check[1]}")
+        rows.append(row)
+        lines.append(line)
+    return Parsed(header, rows, lines)
+
+
+def check_keys(tables: dict[str, Parsed], errors: _ErrorLog) -> None:
+    for name, columns in KEYS.items():
+        seen: dict[tuple[str, ...], int] = {}
+        for row, line in zip(tables[name].rows, tables[name].lines, strict=True):
+            key = tuple(row[column] for column in columns)
+            if key in seen:
+                errors.add(
+                    f"{name} line {line} column {', '.join(columns)}: duplicate key {key} "
+                    f"(first on line {seen[key]})"
+                )
+            seen.setdefault(key, line)
+    for name in SCHEMAS:
+        if not name.startswith("f1db-races-free-practice-"):
+            continue
+        for column, parent, parent_column in REFERENCES:
+            known = {row[parent_column] for row in tables[parent].rows}
+            for row, line in zip(tables[name].rows, tables[name].lines, strict=True):
+                if row[column] not in known:
+                    errors.add(
+                        f"{name} line {line} column {column}: {row[column]!r} is not an "
+                        f"{parent_column} of {parent}"
+                    )
+
+
+def _entry(name: str, data: bytes, rows: int) -> dict:
+    return {"file": name, "rows": rows, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _install(files: dict[str, bytes], rows: dict[str, int], dest: Path, source: str | None) -> dict:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        staging.chmod(0o755)
+        entries = {}
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+            entries[name] = _entry(name, data, rows[name])
+        digest = hashlib.sha256(
+            "".join(
+                f"{name}\t{entry['sha256']}\n" for name, entry in sorted(entries.items())
+            ).encode()
+        ).hexdigest()
+        manifest = {
+            "source": redact_source(source) if source else None,
+            "attribution": ATTRIBUTION,
+            "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "tables": entries,
+            "data_version": digest if source else "none",
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _swap_in(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def empty_files() -> dict[str, bytes]:
+    """Header-only files: the same columns as a release, no rows."""
+    return {name: (",".join(columns) + "\n").encode() for name, columns in SCHEMAS.items()}
+
+
+def load_practice(
+    source: str | None, dest: Path, *, log: Callable[[str], None] | None = None
+) -> dict:
+    """Validate the practice files of `source` and install them in `dest`; return the manifest.
+
+    `source` None installs header-only files (no practice data). Raises LoadError, with `dest`
+    untouched, when the source is missing or any check fails.
+    """
+    say = log or (lambda _message: None)
+    dest = Path(dest).expanduser().absolute()
+    if dest.exists() and not dest.is_dir():
+        raise LoadError([f"destination {dest} exists and is not a directory"])
+    if dest.parent.exists():
+        _recover_interrupted_swap(dest)
+    if source is None:
+        if (dest / MANIFEST).exists():
+            # No source this time is not a request to forget the practice data loaded before.
+            manifest = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
+            say(f"no practice source given: keeping {dest} (from {manifest.get('source')})")
+            return manifest
+        manifest = _install(empty_files(), dict.fromkeys(SCHEMAS, 0), dest, None)
+        say(f"no practice source: header-only files in {dest} (practice features will be null)")
+        return manifest
+    errors = _ErrorLog()
+    files = read_files(source, errors, say)
+    tables = {name: parse(name, data, errors) for name, data in files.items()}
+    errors.raise_if_any()
+    parsed = {name: table for name, table in tables.items() if table is not None}
+    check_keys(parsed, errors)
+    errors.raise_if_any()
+    manifest = _install(files, {name: len(t.rows) for name, t in parsed.items()}, dest, source)
+    for name, entry in manifest["tables"].items():
+        say(f"  {name:<44} {entry['rows']:>7} rows")
+    say(f"loaded practice data into {dest}; data_version {manifest['data_version']}")
+    return manifest
+
+
+def default_dest() -> Path:
+    return Path(os.environ.get("PITWALL_PRACTICE_DIR") or REPO_ROOT / "data" / "practice")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--source",
+        help="f1db release zip (URL or file) or folder of its CSVs (default: "
+        f"$PITWALL_PRACTICE_SOURCE; none: no practice data; online: {RELEASE_URL})",
+    )
+    parser.add_argument(
+        "--dest", help="practice folder (default: $PITWALL_PRACTICE_DIR, else data/practice)"
+    )
+    args = parser.parse_args(argv)
+    source = args.source or os.environ.get("PITWALL_PRACTICE_SOURCE") or None
+    dest = Path(args.dest) if args.dest else default_dest()
+    try:
+        load_practice(source, dest, log=print)
+    except (LoadError, OSError) as error:
+        lines = (
+            error.errors if isinstance(error, LoadError) else [f"{type(error).__name__}: {error}"]
+        )
+        for line in lines:
+            print(f"error: {line}", file=sys.stderr)
+        print(f"practice data in {dest} left unchanged", file=sys.stderr)
+        return 2 if isinstance(error, LoadError) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
