@@ -20,6 +20,10 @@ from pathlib import Path
 
 import duckdb
 
+if __package__ in (None, ""):
+    # Run as `python scripts/<name>.py`: make the repository importable, as `python -m` does.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from scripts.load_practice import load_practice
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -32,6 +32,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import NamedTuple
 
+if __package__ in (None, ""):
+    # Run as `python scripts/<name>.py`: make the repository importable, as `python -m` does.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from scripts.load_data import (
     MANIFEST,
     LoadError,
