@@ -39,10 +39,6 @@ class TrainConfig:
     tune_only: bool = False
     model_name: str = "podium-lgbm"
 
-    @property
-    def cv_seasons(self) -> range:
-        return range(self.first_cv_season, self.last_cv_season + 1)
-
 
 def default_warehouse() -> Path:
     return Path(os.environ.get("PITWALL_DUCKDB", REPO_ROOT / "pitwall.duckdb"))

@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -242,7 +242,7 @@ PADDABLE: dict[str, frozenset[str]] = {
 _SECRET_PARAM = re.compile(r"token|key|secret|pass|sig|auth|cred|session", re.IGNORECASE)
 
 # Regexes rather than int()/float(): those accept "1_000", " 7", "nan" and "inf".
-_INT_RE = re.compile(r"-?\d+")
+INT_RE = re.compile(r"-?\d+")
 _FLOAT_RE = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIME_RE = re.compile(r"\d{2}:\d{2}:\d{2}")
@@ -271,7 +271,7 @@ class _ErrorLog:
             raise LoadError(self.messages)
 
 
-def _is_date(value: str) -> bool:
+def is_date(value: str) -> bool:
     if not _DATE_RE.fullmatch(value):
         return False
     try:
@@ -292,9 +292,9 @@ def _is_time(value: str) -> bool:
 
 
 _CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
-    "int": (lambda v: _INT_RE.fullmatch(v) is not None, "is not an integer"),
+    "int": (lambda v: INT_RE.fullmatch(v) is not None, "is not an integer"),
     "float": (lambda v: _FLOAT_RE.fullmatch(v) is not None, "is not a number"),
-    "date": (_is_date, "is not a valid date (YYYY-MM-DD)"),
+    "date": (is_date, "is not a valid date (YYYY-MM-DD)"),
     "time": (_is_time, "is not a valid time (HH:MM:SS)"),
 }
 
@@ -369,33 +369,37 @@ def _download(url: str, target: Path, log: Callable[[str], None]) -> None:
     log(f"  downloaded {done / 1e6:.1f} MB")
 
 
-def _pick(matches: dict[str, list[str]], where: str, errors: _ErrorLog) -> dict[str, str]:
+def _pick(
+    matches: dict[str, list[str]], wanted: Sequence[str], where: str, errors: _ErrorLog
+) -> dict[str, str]:
     chosen: dict[str, str] = {}
-    for name in REQUIRED:
-        found = matches.get(f"{name}.csv", [])
+    for file in wanted:
+        found = matches.get(file, [])
         if not found:
-            errors.add(f"missing file: {name}.csv (looked in {where})")
+            errors.add(f"missing file: {file} (looked in {where})")
         elif len(found) > 1:
-            errors.add(f"{name}.csv: found {len(found)} files in {where}: {', '.join(found)}")
+            errors.add(f"{file}: found {len(found)} files in {where}: {', '.join(found)}")
         else:
-            chosen[name] = found[0]
+            chosen[file] = found[0]
     return chosen
 
 
-def _read_folder(root: Path, where: str, errors: _ErrorLog) -> dict[str, bytes]:
-    wanted = {f"{name}.csv" for name in REQUIRED}
+def _read_folder(
+    root: Path, wanted: Sequence[str], where: str, errors: _ErrorLog
+) -> dict[str, bytes]:
     matches: dict[str, list[str]] = {}
     for path in sorted(root.rglob("*.csv")):
         if path.name in wanted and path.is_file():
             matches.setdefault(path.name, []).append(path.relative_to(root).as_posix())
-    chosen = _pick(matches, where, errors)
-    return {name: (root / rel).read_bytes() for name, rel in chosen.items()}
+    chosen = _pick(matches, wanted, where, errors)
+    return {file: (root / rel).read_bytes() for file, rel in chosen.items()}
 
 
-def _read_zip(archive: Path, where: str, errors: _ErrorLog) -> dict[str, bytes]:
+def _read_zip(
+    archive: Path, wanted: Sequence[str], where: str, errors: _ErrorLog
+) -> dict[str, bytes]:
     if not zipfile.is_zipfile(archive):
         raise LoadError([f"not a zip file: {where}"])
-    wanted = {f"{name}.csv" for name in REQUIRED}
     try:
         with zipfile.ZipFile(archive) as zf:
             matches: dict[str, list[str]] = {}
@@ -403,25 +407,33 @@ def _read_zip(archive: Path, where: str, errors: _ErrorLog) -> dict[str, bytes]:
                 base = info.filename.rstrip("/").rpartition("/")[2]
                 if not info.is_dir() and base in wanted:
                     matches.setdefault(base, []).append(info.filename)
-            chosen = _pick(matches, where, errors)
-            return {name: zf.read(member) for name, member in chosen.items()}
+            chosen = _pick(matches, wanted, where, errors)
+            return {file: zf.read(member) for file, member in chosen.items()}
     except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError) as exc:
         raise LoadError([f"cannot read zip file {where}: {exc}"]) from exc
 
 
-def _read_source(source: str, errors: _ErrorLog, log: Callable[[str], None]) -> dict[str, bytes]:
+def read_source_files(
+    source: str,
+    wanted: Sequence[str],
+    errors: _ErrorLog,
+    log: Callable[[str], None],
+    what: str = "source",
+) -> dict[str, bytes]:
+    """The files named in `wanted` (each found once, anywhere) in a folder, a zip or the URL of
+    a zip, by file name. Shared by both loaders."""
     where = redact_source(source)
     if _is_url(source):
         with tempfile.TemporaryDirectory(prefix="pitwall-download-") as tmp:
             archive = Path(tmp) / "source.zip"
             _download(source, archive, log)
-            return _read_zip(archive, where, errors)
+            return _read_zip(archive, wanted, where, errors)
     path = Path(source).expanduser()
     if path.is_dir():
-        return _read_folder(path, where, errors)
+        return _read_folder(path, wanted, where, errors)
     if path.is_file():
-        return _read_zip(path, where, errors)
-    raise LoadError([f"source not found: {where}"])
+        return _read_zip(path, wanted, where, errors)
+    raise LoadError([f"{what} not found: {where}"])
 
 
 # --- parsing and validating ------------------------------------------------------------------
@@ -562,7 +574,7 @@ def _check_keys(table: _Table, errors: _ErrorLog) -> tuple[set[int], bool]:
     complete = True
     for row, line in zip(table.rows, table.lines, strict=True):
         value = row[pk_index]
-        if not _INT_RE.fullmatch(value):
+        if not INT_RE.fullmatch(value):
             complete = False  # already reported as a type error
             continue
         key = int(value)
@@ -603,7 +615,7 @@ def _check_foreign_keys(
             index = child.header.index(col)
             for row, line in zip(child.rows, child.lines, strict=True):
                 value = row[index]
-                if _INT_RE.fullmatch(value) and int(value) not in parent_keys:
+                if INT_RE.fullmatch(value) and int(value) not in parent_keys:
                     errors.add(
                         f"{child.file} line {line}, column {col}: {value} not found in {parent}.csv"
                     )
@@ -635,6 +647,7 @@ def _render(table: _Table) -> bytes:
 
 
 def _data_version(entries: dict[str, dict]) -> str:
+    """sha256 over every file's name and sha256: one version for the whole folder."""
     pairs = sorted((entry["file"], entry["sha256"]) for entry in entries.values())
     return hashlib.sha256("".join(f"{f}\t{h}\n" for f, h in pairs).encode()).hexdigest()
 
@@ -707,7 +720,8 @@ def load(source: str, dest: Path, *, log: Callable[[str], None] | None = None) -
     # One log for the whole run: missing files are reported alongside the content errors of
     # the files that were found, and the error cap counts both.
     errors = _ErrorLog()
-    files = _read_source(source, errors, say)
+    found = read_source_files(source, [f"{name}.csv" for name in REQUIRED], errors, say)
+    files = {file.removesuffix(".csv"): data for file, data in found.items()}
     tables = _validate(files, errors)
 
     dest.parent.mkdir(parents=True, exist_ok=True)

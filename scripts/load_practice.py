@@ -25,10 +25,8 @@ import re
 import shutil
 import sys
 import tempfile
-import zipfile
-import zlib
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -37,13 +35,15 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.load_data import (
+    INT_RE,
     MANIFEST,
     LoadError,
-    _download,
+    _data_version,
     _ErrorLog,
-    _is_url,
     _recover_interrupted_swap,
     _swap_in,
+    is_date,
+    read_source_files,
     redact_source,
 )
 
@@ -108,24 +108,11 @@ KEYS: dict[str, tuple[str, ...]] = {
 }
 REFERENCES = (("raceId", "f1db-races.csv", "id"), ("driverId", "f1db-drivers.csv", "id"))
 
-_INT_RE = re.compile(r"-?\d+")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _HHMM_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 
-
-def _valid_date(value: str) -> bool:
-    if not _DATE_RE.fullmatch(value):
-        return False
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
 CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
-    "int": (lambda value: _INT_RE.fullmatch(value) is not None, "is not an integer"),
-    "date": (_valid_date, "is not a valid date (YYYY-MM-DD)"),
+    "int": (lambda value: INT_RE.fullmatch(value) is not None, "is not an integer"),
+    "date": (is_date, "is not a valid date (YYYY-MM-DD)"),
     "hhmm": (lambda value: _HHMM_RE.fullmatch(value) is not None, "is not a time (HH:MM)"),
 }
 
@@ -134,55 +121,6 @@ class Parsed(NamedTuple):
     header: list[str]
     rows: list[dict[str, str]]  # by column; "" is null (f1db writes nulls as empty fields)
     lines: list[int]
-
-
-def read_files(source: str, errors: _ErrorLog, log: Callable[[str], None]) -> dict[str, bytes]:
-    """The release files `SCHEMAS` names, from a folder, a zip or the URL of a zip."""
-    where = redact_source(source)
-    if _is_url(source):
-        with tempfile.TemporaryDirectory(prefix="pitwall-practice-") as folder:
-            archive = Path(folder) / "f1db-csv.zip"
-            _download(source, archive, log)
-            return _read_zip(archive, where, errors)
-    path = Path(source).expanduser()
-    if path.is_dir():
-        found: dict[str, list[Path]] = {}
-        for candidate in sorted(path.rglob("*.csv")):
-            if candidate.name in SCHEMAS:
-                found.setdefault(candidate.name, []).append(candidate)
-        return {name: paths[0].read_bytes() for name, paths in _chosen(found, where, errors)}
-    if path.is_file():
-        return _read_zip(path, where, errors)
-    raise LoadError([f"practice source not found: {where}"])
-
-
-def _chosen(found: dict, where: str, errors: _ErrorLog) -> list[tuple[str, list]]:
-    chosen = []
-    for name in SCHEMAS:
-        if not found.get(name):
-            errors.add(f"missing file: {name} (looked in {where})")
-        elif len(found[name]) > 1:
-            errors.add(f"{name}: found {len(found[name])} copies in {where}")
-        else:
-            chosen.append((name, found[name]))
-    return chosen
-
-
-def _read_zip(archive: Path, where: str, errors: _ErrorLog) -> dict[str, bytes]:
-    if not zipfile.is_zipfile(archive):
-        raise LoadError([f"not a zip file: {where}"])
-    try:
-        with zipfile.ZipFile(archive) as bundle:
-            found: dict[str, list[str]] = {}
-            for info in bundle.infolist():
-                base = info.filename.rstrip("/").rpartition("/")[2]
-                if not info.is_dir() and base in SCHEMAS:
-                    found.setdefault(base, []).append(info.filename)
-            return {
-                name: bundle.read(members[0]) for name, members in _chosen(found, where, errors)
-            }
-    except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError) as error:
-        raise LoadError([f"cannot read zip file {where}: {error}"]) from error
 
 
 def parse(name: str, data: bytes, errors: _ErrorLog) -> Parsed | None:
@@ -261,17 +199,12 @@ def _install(files: dict[str, bytes], rows: dict[str, int], dest: Path, source: 
         for name, data in files.items():
             (staging / name).write_bytes(data)
             entries[name] = _entry(name, data, rows[name])
-        digest = hashlib.sha256(
-            "".join(
-                f"{name}\t{entry['sha256']}\n" for name, entry in sorted(entries.items())
-            ).encode()
-        ).hexdigest()
         manifest = {
             "source": redact_source(source) if source else None,
             "attribution": ATTRIBUTION,
             "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "tables": entries,
-            "data_version": digest if source else "none",
+            "data_version": _data_version(entries) if source else "none",
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _swap_in(staging, dest)
@@ -310,7 +243,7 @@ def load_practice(
         say(f"no practice source: header-only files in {dest} (practice features will be null)")
         return manifest
     errors = _ErrorLog()
-    files = read_files(source, errors, say)
+    files = read_source_files(source, list(SCHEMAS), errors, say, what="practice source")
     tables = {name: parse(name, data, errors) for name, data in files.items()}
     errors.raise_if_any()
     parsed = {name: table for name, table in tables.items() if table is not None}

@@ -17,33 +17,30 @@ SHARED_F1 = REPO_ROOT.parent / "shared" / "data" / "f1"
 SHARED_F1DB = REPO_ROOT.parent / "shared" / "data" / "f1db"
 
 
-def real_data_source() -> str:
-    """The real data: what `make setup` loads ($PITWALL_DATA_SOURCE), else ../shared/data/f1.
+def shared_source(variable: str, shared: Path, marker: str) -> str:
+    """A real data source: $variable, else the folder in ../shared that holds `marker`.
 
     Under CI a missing source fails the run instead of skipping every real-data test.
     """
-    source = os.environ.get("PITWALL_DATA_SOURCE")
+    source = os.environ.get(variable)
     if source:
         return source
-    if (SHARED_F1 / "races.csv").exists():
-        return str(SHARED_F1)
-    message = f"no real data: set PITWALL_DATA_SOURCE or provide {SHARED_F1}"
+    if (shared / marker).exists():
+        return str(shared)
+    message = f"no real data: set {variable} or provide {shared}"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def real_data_source() -> str:
+    """The Ergast data `make setup` loads ($PITWALL_DATA_SOURCE), else ../shared/data/f1."""
+    return shared_source("PITWALL_DATA_SOURCE", SHARED_F1, "races.csv")
 
 
 def real_practice_source() -> str:
-    """The real practice data: $PITWALL_PRACTICE_SOURCE, else ../shared/data/f1db."""
-    source = os.environ.get("PITWALL_PRACTICE_SOURCE")
-    if source:
-        return source
-    if (SHARED_F1DB / "f1db-races.csv").exists():
-        return str(SHARED_F1DB)
-    message = f"no practice data: set PITWALL_PRACTICE_SOURCE or provide {SHARED_F1DB}"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    """The practice data ($PITWALL_PRACTICE_SOURCE), else ../shared/data/f1db."""
+    return shared_source("PITWALL_PRACTICE_SOURCE", SHARED_F1DB, "f1db-races.csv")
 
 
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
