@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DBT := $(BIN)/dbt --no-use-colors
 DBT_ARGS := --project-dir dbt_project --profiles-dir .
 
-.PHONY: setup venv data build test lint docs docs-serve sql bench train ablation mlflow-ui clean
+.PHONY: setup venv data build refresh test test-fast lint docs docs-serve sql bench train ablation mlflow-ui clean
 
 setup: venv data build          ## environment, raw data, warehouse
 
@@ -25,12 +25,19 @@ data:                           ## load raw CSVs from $$PITWALL_DATA_SOURCE, pra
 build:                          ## dbt build into a fresh file, swapped in only if everything passes
 	$(BIN)/python -m scripts.build_warehouse
 
-test: lint                      ## every test: ruff, dbt parse, pytest (loader, dbt build, point-in-time)
-	$(BIN)/pytest
+refresh:                        ## weekly: fetch the sources, validate, rebuild atomically, print what changed
+	$(BIN)/python -m scripts.refresh
 
-lint:                           ## ruff and dbt's deprecation check
+test-fast:                      ## unit tests and dbt unit tests, no real-data build (under a minute)
+	$(BIN)/pytest -m "not slow" -n 2
+
+test: lint                      ## everything: lint, then every test on the real data (under 5 minutes)
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
+
+lint:                           ## ruff, sqlfluff (SQL style, .sqlfluff) and dbt's deprecation check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt_project --processes 2
 	$(DBT) parse $(DBT_ARGS) --show-all-deprecations --warn-error
 
 docs:                           ## dbt docs (lineage from raw CSVs to the model); serve with `make docs-serve`
@@ -43,9 +50,11 @@ export Q
 sql:                            ## make sql Q="select ..." runs read-only SQL on the warehouse
 	$(BIN)/python scripts/sql.py "$$Q"
 
-bench:                          ## timings: dbt build, feature SQL, training CV
+bench:                          ## timings: dbt build, training CV, the study, serving (side by side)
 	$(BIN)/python -m scripts.bench_features
 	$(BIN)/python -m scripts.bench_train
+	$(BIN)/python -m scripts.bench_tune
+	$(BIN)/python -m scripts.bench_serve
 
 train:                          ## rolling CV + baselines + holdout, tracked in MLflow (see --help)
 	$(BIN)/python train.py

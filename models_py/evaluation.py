@@ -1,36 +1,78 @@
-"""Fit a model on each fold's training seasons, score its validation season, post-process.
+"""The one evaluation protocol, and the metrics a podium forecaster owes its users.
 
-Seasons are scored in calendar order and their raw out-of-sample scores kept, so that the
-post-processor serving season S is fitted on the scores of the seasons just before S, each
-scored by a model that never saw it: the same recipe the served model follows.
+Every season is scored by a model fitted on the `window` seasons before it. A fold's
+post-processing is fitted on the raw out-of-sample scores of the `calibration_seasons` seasons
+before it, each scored by a model that never saw it: the recipe the served model follows.
+Training, the holdout, the study and the ablation all call `CrossValidation.run`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-from models_py.dataset import FeatureData
+from models_py.features import FeatureTable
 from models_py.folds import Fold, window_before
-from models_py.metrics import evaluate
-from models_py.modelling import PodiumModel
-from models_py.postprocessing import RAW, PostProcessor, fit_on_history
+from models_py.models import PodiumModel, Recipe, TrainingRows, make_model, model_matrix
+from models_py.probability import (
+    PODIUM_PLACES,
+    PostProcessing,
+    PostProcessor,
+    fit_on_history,
+)
 
+METRIC_NAMES = ("auc", "brier", "log_loss", "top3_hit_rate", "race_mass_error")
 PREDICTION_COLUMNS = ["race_id", "driver_id", "year", "round", "driver_name", "constructor_name"]
-DEFAULT_CALIBRATION_SEASONS = 5
+# Each fold's model runs on one thread; folds run side by side (Protocol.workers), so every
+# figure is the same whatever the number of workers.
+MODEL_THREADS = 1
+
+
+ModelFactory = Callable[[Recipe, list[str], int, int], PodiumModel]
 
 
 class FoldDataError(ValueError):
     """A fold has no rows or no podiums: an error, never a silent skip."""
 
 
+def top3_hit_rate(race_ids: np.ndarray, actual: np.ndarray, probability: np.ndarray) -> float:
+    """Share of each race's three most likely drivers who finished on the podium, over races."""
+    frame = pd.DataFrame({"race": race_ids, "actual": actual, "p": probability})
+    # Ties in p are broken by row order, which is deterministic for a given frame.
+    top = frame.sort_values(["race", "p"], ascending=[True, False], kind="stable")
+    top = top.groupby("race", sort=False).head(PODIUM_PLACES)
+    return float(top.groupby("race")["actual"].mean().mean())
+
+
+def race_mass_error(race_ids: np.ndarray, probability: np.ndarray) -> float:
+    """Mean over races of |sum of podium probabilities - 3|: a race has three podium places."""
+    sums = pd.Series(probability).groupby(np.asarray(race_ids)).sum()
+    return float((sums - PODIUM_PLACES).abs().mean())
+
+
+def metrics(race_ids: np.ndarray, actual: np.ndarray, probability: np.ndarray) -> dict[str, float]:
+    actual = np.asarray(actual, dtype=int)
+    probability = np.clip(np.asarray(probability, dtype=float), 0.0, 1.0)
+    if len(np.unique(actual)) < 2:
+        raise ValueError("metrics need both podium and non-podium rows")
+    return {
+        "auc": float(roc_auc_score(actual, probability)),
+        "brier": float(brier_score_loss(actual, probability)),
+        "log_loss": float(log_loss(actual, np.clip(probability, 1e-15, 1 - 1e-15))),
+        "top3_hit_rate": top3_hit_rate(np.asarray(race_ids), actual, probability),
+        "race_mass_error": race_mass_error(np.asarray(race_ids), probability),
+    }
+
+
 @dataclass(frozen=True)
 class SeasonScores:
-    """A model trained on a fold's training seasons and its raw scores on the fold's season."""
+    """A model fitted on a fold's training seasons and its raw scores on the fold's season."""
 
     fold: Fold
     model: PodiumModel
@@ -39,11 +81,8 @@ class SeasonScores:
     seconds: float
 
     def history(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return (
-            self.rows["race_id"].to_numpy(),
-            self.rows["raw"].to_numpy(),
-            self.rows["actual"].to_numpy(),
-        )
+        rows = self.rows
+        return rows["race_id"].to_numpy(), rows["raw"].to_numpy(), rows["actual"].to_numpy()
 
 
 @dataclass(frozen=True)
@@ -54,111 +93,219 @@ class FoldResult:
     predictions: pd.DataFrame  # PREDICTION_COLUMNS, actual, raw, probability
     train_rows: int
     seconds: float
-    postprocessor: PostProcessor = field(default=RAW)
+    postprocessor: PostProcessor
 
 
-def split(data: FeatureData, fold: Fold) -> tuple[pd.DataFrame, pd.DataFrame]:
-    past = data.past
-    train = past[past["year"].isin(fold.train_years)]
-    valid = past[past["year"] == fold.valid_year]
-    target = data.spec.target
-    for label, part in (("training", train), ("validation", valid)):
-        if part.empty:
-            raise FoldDataError(f"{fold.describe()}: the {label} seasons have no rows")
-        if part[target].sum() == 0:
-            raise FoldDataError(f"{fold.describe()}: the {label} seasons have no podium")
-    return train, valid
-
-
-def score_season(
-    make_model: Callable[[], PodiumModel], data: FeatureData, fold: Fold
-) -> SeasonScores:
-    started = time.perf_counter()
-    train, valid = split(data, fold)
-    target = data.spec.target
-    label = data.spec.ranking_label
-    model = make_model().fit(
-        train[data.features],
-        train[target].to_numpy(dtype=int),
-        race_ids=train["race_id"].to_numpy(),
-        finish_position=train[label].to_numpy() if label else None,
-    )
-    rows = valid[PREDICTION_COLUMNS].assign(
-        actual=valid[target].to_numpy(dtype=int), raw=model.score(valid[data.features])
-    )
-    return SeasonScores(
-        fold=fold,
-        model=model,
-        rows=rows.reset_index(drop=True),
-        train_rows=len(train),
-        seconds=time.perf_counter() - started,
-    )
-
-
-def finish(scores: SeasonScores, postprocessor: PostProcessor, seconds: float) -> FoldResult:
-    rows = scores.rows
-    probability = postprocessor.apply(rows["race_id"].to_numpy(), rows["raw"].to_numpy())
-    actual = rows["actual"].to_numpy()
-    return FoldResult(
-        fold=scores.fold,
-        model=scores.model,
-        metrics=evaluate(rows["race_id"].to_numpy(), actual, probability),
-        predictions=rows.assign(probability=probability),
-        train_rows=scores.train_rows,
-        seconds=seconds,
-        postprocessor=postprocessor,
-    )
-
-
-class SeasonRunner:
-    """Scores seasons for one model recipe, once each, and post-processes them on request."""
+class CrossValidation:
+    """Season scoring and post-processing over one feature table, with every fold's training
+    rows (and LightGBM's binned dataset) built once and reused by every recipe run on it."""
 
     def __init__(
         self,
-        make_model: Callable[[], PodiumModel],
-        make_postprocessor: Callable[[], PostProcessor],
-        data: FeatureData,
+        table: FeatureTable,
+        features: tuple[str, ...],
         window: int,
-        calibration_seasons: int = DEFAULT_CALIBRATION_SEASONS,
+        calibration_seasons: int,
+        seed: int,
+        workers: int = 2,
+        threads: int = MODEL_THREADS,
     ) -> None:
-        self.make_model = make_model
-        self.make_postprocessor = make_postprocessor
-        self.data = data
+        self.table = table
+        self.threads = threads
+        self.features = features
         self.window = window
         self.calibration_seasons = calibration_seasons
-        self.scored: dict[Fold, SeasonScores] = {}
+        self.seed = seed
+        self.workers = max(1, workers)
+        self.categories = table.categories(features)
+        self.categorical = list(self.categories)
+        past = table.past
+        self.past = past
+        self.matrix = model_matrix(past, features, self.categories)
+        self.target = table.spec.target
+        self._rows: dict[Fold, tuple[TrainingRows, pd.DataFrame, pd.DataFrame]] = {}
 
-    def scores(self, fold: Fold) -> SeasonScores:
-        if fold not in self.scored:
-            self.scored[fold] = score_season(self.make_model, self.data, fold)
-        return self.scored[fold]
+    def fold_rows(self, fold: Fold) -> tuple[TrainingRows, pd.DataFrame, pd.DataFrame]:
+        """Training rows, validation matrix and validation rows of a fold (built once)."""
+        if fold not in self._rows:
+            years = self.past["year"]
+            train = years.isin(fold.train_years).to_numpy()
+            valid = (years == fold.valid_year).to_numpy()
+            for label, mask in (("training", train), ("validation", valid)):
+                if not mask.any():
+                    raise FoldDataError(f"{fold.describe()}: the {label} seasons have no rows")
+                if self.past.loc[mask, self.target].sum() == 0:
+                    raise FoldDataError(f"{fold.describe()}: the {label} seasons have no podium")
+            training = self.past[train]
+            label = self.table.spec.ranking_label
+            rows = TrainingRows(
+                matrix=self.matrix[train],
+                target=training[self.target].to_numpy(dtype=int),
+                race_ids=training["race_id"].to_numpy(),
+                finish_position=training[label].to_numpy() if label else None,
+            )
+            validation = self.past[valid]
+            info = validation[PREDICTION_COLUMNS].assign(
+                actual=validation[self.target].to_numpy(dtype=int)
+            )
+            self._rows[fold] = (rows, self.matrix[valid], info.reset_index(drop=True))
+        return self._rows[fold]
 
-    def result(self, fold: Fold) -> FoldResult:
-        """The fold's validation season, post-processed by a post-processor fitted on the raw
-        out-of-sample scores of the `calibration_seasons` seasons before it."""
-        scores = self.scores(fold)
+    def score_season(self, make: Callable[[], PodiumModel], fold: Fold) -> SeasonScores:
         started = time.perf_counter()
-        postprocessor = self.make_postprocessor()
-        if postprocessor.needs_history:
-            history = [
-                self.scores(window_before(season, self.window))
-                for season in range(fold.valid_year - self.calibration_seasons, fold.valid_year)
+        rows, valid_matrix, info = self.fold_rows(fold)
+        model = make().fit(rows)
+        scored = info.assign(raw=model.score(valid_matrix))
+        return SeasonScores(fold, model, scored, len(rows.target), time.perf_counter() - started)
+
+    def run(
+        self,
+        recipe: Recipe,
+        folds: list[Fold],
+        on_result: Callable[[FoldResult], None] | None = None,
+        factory: ModelFactory = make_model,
+        postprocessor: PostProcessor | None = None,
+    ) -> list[FoldResult]:
+        """Every fold in calendar order, post-processed as the served model would be.
+
+        Seasons are fitted `workers` at a time. `on_result` sees each fold as soon as it and the
+        seasons its post-processing needs are scored (a study reports it to its pruner, which
+        may stop the run by raising). Research models bring their own `factory` and
+        `postprocessor`; by default they are the recipe's.
+        """
+        categorical = [name for name in recipe.features if name in self.categories]
+
+        def make() -> PodiumModel:
+            return factory(recipe, categorical, self.seed, self.threads)
+
+        postprocessor = postprocessor or PostProcessing(recipe.calibrate, recipe.normalise)
+        history = self.calibration_seasons if postprocessor.needs_history else 0
+        needed = sorted(
+            {
+                season
+                for fold in folds
+                for season in range(fold.valid_year - history, fold.valid_year + 1)
+            }
+        )
+        wanted = {fold.valid_year: fold for fold in folds}
+        scores: dict[int, SeasonScores] = {}
+        results: list[FoldResult] = []
+        with ThreadPoolExecutor(self.workers) as pool:
+            for start in range(0, len(needed), self.workers):
+                batch = needed[start : start + self.workers]
+                seasons = [
+                    wanted.get(season) or window_before(season, self.window) for season in batch
+                ]
+                for season, scored in zip(
+                    batch, pool.map(lambda f: self.score_season(make, f), seasons), strict=True
+                ):
+                    scores[season] = scored
+                for season in batch:
+                    if season not in wanted:
+                        continue
+                    earlier = [scores[year].history() for year in range(season - history, season)]
+                    result = finish(scores[season], fit_on_history(postprocessor, earlier))
+                    results.append(result)
+                    if on_result is not None:
+                        on_result(result)
+        return results
+
+
+@dataclass(frozen=True)
+class ServingFit:
+    """A model fitted for serving a season, and the post-processing it serves with."""
+
+    model: PodiumModel
+    postprocessor: PostProcessor
+    train_rows: int
+    trained_through: str
+
+
+class ServingRefit:
+    """The served model of a season, refitted as races are run: trained on the `window`
+    seasons before it plus the season's races already run, post-processed by a fit on the
+    out-of-fold scores of the `calibration_seasons` seasons before it (as every CV fold is).
+
+    Before the season's first race it is exactly the CV protocol's model for that season (the
+    holdout model, when the season is the test season)."""
+
+    def __init__(
+        self,
+        cv: CrossValidation,
+        recipe: Recipe,
+        season: int,
+        factory: ModelFactory = make_model,
+        postprocessor: PostProcessor | None = None,
+    ) -> None:
+        self.cv = cv
+        self.recipe = recipe
+        self.season = season
+        categorical = [name for name in recipe.features if name in cv.categories]
+        self.make = lambda: factory(recipe, categorical, cv.seed, cv.threads)
+        self.unfitted = postprocessor or PostProcessing(recipe.calibrate, recipe.normalise)
+        self._postprocessor: PostProcessor | None = None
+
+    def postprocessor(self) -> PostProcessor:
+        """Fitted once per season, on the seasons before it."""
+        if self._postprocessor is None:
+            history = self.cv.calibration_seasons if self.unfitted.needs_history else 0
+            seasons = [
+                window_before(year, self.cv.window)
+                for year in range(self.season - history, self.season)
             ]
-            postprocessor = fit_on_history(postprocessor, [item.history() for item in history])
-        return finish(scores, postprocessor, scores.seconds + time.perf_counter() - started)
+            with ThreadPoolExecutor(self.cv.workers) as pool:
+                scored = list(pool.map(lambda fold: self.cv.score_season(self.make, fold), seasons))
+            self._postprocessor = fit_on_history(self.unfitted, [item.history() for item in scored])
+        return self._postprocessor
+
+    def mask(self, before_round: int | None) -> np.ndarray:
+        """The past rows it trains on: the window before the season, and the season's races
+        before `before_round` (None: every race of the season with results)."""
+        past = self.cv.past
+        years = past["year"].to_numpy()
+        window = (years >= self.season - self.cv.window) & (years < self.season)
+        current = years == self.season
+        if before_round is not None:
+            current &= past["round"].to_numpy() < before_round
+        return window | current
+
+    def trained_through(self, before_round: int | None) -> str:
+        past = self.cv.past[self.mask(before_round)]
+        current = past[past["year"] == self.season]
+        first = self.season - self.cv.window
+        suffix = f" and {self.season} rounds 1-{current['round'].max()}" if len(current) else ""
+        return f"{first}-{self.season - 1}{suffix}"
+
+    def fit(self, before_round: int | None = None) -> ServingFit:
+        mask = self.mask(before_round)
+        past = self.cv.past
+        rows = TrainingRows(
+            matrix=self.cv.matrix[mask],
+            target=past.loc[mask, self.cv.target].to_numpy(dtype=int),
+            race_ids=past.loc[mask, "race_id"].to_numpy(),
+        )
+        if rows.target.sum() == 0:
+            raise FoldDataError(f"no podiums to train on for season {self.season}")
+        model = self.make().fit(rows)
+        return ServingFit(
+            model, self.postprocessor(), len(rows.target), self.trained_through(before_round)
+        )
 
 
-def fit_and_score(
-    make_model: Callable[[], PodiumModel],
-    data: FeatureData,
-    fold: Fold,
-    postprocessor: PostProcessor = RAW,
-) -> FoldResult:
-    """One fold with a post-processor that needs no history (raw or normalised only)."""
-    if postprocessor.needs_history:
-        raise ValueError("a post-processor fitted on earlier seasons needs a SeasonRunner")
-    scores = score_season(make_model, data, fold)
-    return finish(scores, postprocessor, scores.seconds)
+def finish(scores: SeasonScores, postprocessor: PostProcessor) -> FoldResult:
+    started = time.perf_counter()
+    rows = scores.rows
+    race_ids = rows["race_id"].to_numpy()
+    probability = postprocessor.apply(race_ids, rows["raw"].to_numpy())
+    return FoldResult(
+        fold=scores.fold,
+        model=scores.model,
+        metrics=metrics(race_ids, rows["actual"].to_numpy(), probability),
+        predictions=rows.assign(probability=probability),
+        train_rows=scores.train_rows,
+        seconds=scores.seconds + time.perf_counter() - started,
+        postprocessor=postprocessor,
+    )
 
 
 def summarize(results: list[FoldResult]) -> dict[str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from models_py.config import TrainConfig
+from models_py.settings import Protocol
 
 
 class FoldError(ValueError):
@@ -62,14 +62,14 @@ def rolling_folds(
 
 
 def protocol_folds(
-    config: TrainConfig, seasons_with_results: Iterable[int]
+    protocol: Protocol, seasons_with_results: Iterable[int]
 ) -> tuple[list[Fold], Fold]:
-    """The CV folds and the holdout fold (W seasons before the test season) of a configuration."""
+    """The CV folds and the holdout fold (W seasons before the test season) of a protocol."""
     folds = rolling_folds(
-        config.window,
-        config.first_cv_season,
-        config.last_cv_season,
-        config.test_season,
+        protocol.window,
+        protocol.first_cv_season,
+        protocol.last_cv_season,
+        protocol.test_season,
         seasons_with_results,
     )
-    return folds, window_before(config.test_season, config.window)
+    return folds, window_before(protocol.test_season, protocol.window)

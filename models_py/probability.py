@@ -1,32 +1,30 @@
-"""Turn model scores into podium probabilities a user can read.
-
-Three tools, from the lightest touch to a full race model:
+"""Turn model scores into the podium probabilities users read: the served half of a model.
 
 - `PlattCalibration` reshapes probabilities so that "30 %" happens about 30 % of the time.
 - `normalise_per_race` makes each race's probabilities add up to the three podium places.
-- Plackett-Luce turns a race's scores into exact top-three probabilities of a sequential
-  race model, with one fitted temperature controlling how decisive the scores are.
+
+A post-processor is fitted only on out-of-sample scores of seasons before the one it serves
+(inside CV, the out-of-fold scores of the previous seasons; for the served model, those of the
+seasons before its own), then applied to whole races. It travels with the model as JSON, so the
+served model, `predict` and the holdout metrics all run the very same numbers.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
-from models_py.metrics import PODIUM_PLACES
+PODIUM_PLACES = 3
 
 # The bisection bracket for the per-race logit shift. Logits are clipped to about ±13.8, so a
 # shift of ±40 pushes every entrant to within 1e-11 of 0 or 1: the root always lies inside.
 _SHIFT_BOUND = 40.0
 _BISECTION_STEPS = 100
-_LOSS_EPS = 1e-6
 
 
 def logit(probability: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -65,18 +63,8 @@ class PlattCalibration:
     def apply(self, probability: np.ndarray) -> np.ndarray:
         return expit(self.slope * logit(probability) + self.intercept)
 
-    def to_dict(self) -> dict[str, float]:
-        return {"slope": self.slope, "intercept": self.intercept}
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PlattCalibration:
-        return cls(slope=float(values["slope"]), intercept=float(values["intercept"]))
-
-
-IDENTITY = PlattCalibration(slope=1.0, intercept=0.0)
-
-
-def _factorise(race_ids: np.ndarray, values: np.ndarray, name: str) -> np.ndarray:
+def race_codes(race_ids: np.ndarray, values: np.ndarray, name: str) -> np.ndarray:
     """Integer race codes 0..R-1 for each row, after checking rows line up and are finite."""
     race_ids = np.asarray(race_ids)
     if race_ids.ndim != 1 or race_ids.shape != values.shape:
@@ -105,7 +93,7 @@ def normalise_per_race(
     if places < 1:
         raise ValueError(f"places must be at least 1, got {places}")
     probability = np.asarray(probability, dtype=float)
-    race = _factorise(race_ids, probability, "probability")
+    race = race_codes(race_ids, probability, "probability")
     entrants = np.bincount(race)
     target = np.minimum(places, entrants)
     z = logit(probability)
@@ -125,149 +113,105 @@ def normalise_per_race(
     return result
 
 
-class _Prefixes(NamedTuple):
-    """Every ordered way of filling the first few positions, for races of one size."""
+class PostProcessor(Protocol):
+    """Raw scores of whole races → probabilities; fitted on earlier seasons' scores if needed."""
 
-    free: np.ndarray  # (prefixes, entrants) 1.0 where the entrant is still unplaced
-    first_free: np.ndarray  # (prefixes,) lowest unplaced column
-    parent: np.ndarray  # the longer prefixes: which prefix each extends...
-    entrant: np.ndarray  # ...and with which entrant
+    @property
+    def needs_history(self) -> bool: ...
 
+    def fit(
+        self, race_ids: np.ndarray, scores: np.ndarray, actual: np.ndarray
+    ) -> PostProcessor: ...
 
-@functools.lru_cache(maxsize=64)
-def _prefix_levels(entrants: int, places: int) -> tuple[_Prefixes, ...]:
-    levels = []
-    placed = np.empty((1, 0), dtype=np.intp)
-    for _ in range(places):
-        free = np.ones((len(placed), entrants), dtype=bool)
-        free[np.arange(len(placed))[:, None], placed] = False
-        parent, entrant = np.nonzero(free)
-        levels.append(_Prefixes(free.astype(float), free.argmax(axis=1), parent, entrant))
-        placed = np.column_stack([placed[parent], entrant])
-    return tuple(levels)
+    def apply(self, race_ids: np.ndarray, scores: np.ndarray) -> np.ndarray: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def describe(self) -> str: ...
 
 
-def _top_k_sorted(scores: np.ndarray, temperature: float, places: int) -> np.ndarray:
-    """Exact Plackett-Luce top-`places` probabilities for races of equal size.
+@dataclass(frozen=True)
+class PostProcessing:
+    """Optional Platt calibration of a probability, then optional per-race normalisation to 3."""
 
-    `scores` is (races, entrants), each row sorted best first, with more entrants than places.
-    Walks the ordered prefixes of the finishing order one position at a time: each unplaced
-    entrant wins the next position with its share of the unplaced entrants' strength.
-    """
-    # Strengths relative to the best unplaced entrant, never to the race leader: at low
-    # temperature the rest of the field underflows relative to the leader, never relative to
-    # the best of itself. As rows are sorted, the best unplaced entrant of a prefix is its
-    # lowest unplaced column, which is one of the first `places` columns in every race.
-    gap = np.minimum(scores[:, None, :] - scores[:, :places, None], 0.0)
-    strength = np.exp(gap / temperature)  # (races, best unplaced column, entrant)
-    result = np.zeros(scores.shape)
-    prefix_probability = np.ones((len(scores), 1))
-    levels = _prefix_levels(scores.shape[1], places)
-    for position, level in enumerate(levels):
-        # Prefix probability over total unplaced strength: all sums of non-negative terms,
-        # so no cancellation however lopsided the race.
-        per_strength = np.empty_like(prefix_probability)
-        for best in range(position + 1):
-            chosen = level.first_free == best
-            remaining = strength[:, best, :] @ level.free[chosen].T
-            per_strength[:, chosen] = prefix_probability[:, chosen] / remaining
-            result += strength[:, best, :] * (per_strength[:, chosen] @ level.free[chosen])
-        if position + 1 < places:
-            best = level.first_free[level.parent]
-            prefix_probability = per_strength[:, level.parent] * strength[:, best, level.entrant]
-    # Rounding can put a near-certain podium a hair above 1.
-    return np.minimum(result, 1.0)
+    calibrate: bool = True
+    normalise: bool = True
+    calibration: PlattCalibration | None = None
 
+    @property
+    def needs_history(self) -> bool:
+        return self.calibrate
 
-def _top_k_races(scores: np.ndarray, temperature: float, places: int) -> np.ndarray:
-    """`_top_k_sorted` for (races, entrants) scores in any order within each race."""
-    if scores.shape[1] <= places:
-        return np.ones(scores.shape)
-    order = np.argsort(-scores, axis=1, kind="stable")
-    ranked = _top_k_sorted(np.take_along_axis(scores, order, axis=1), temperature, places)
-    result = np.empty(scores.shape)
-    np.put_along_axis(result, order, ranked, axis=1)
-    return result
+    def fit(self, race_ids: np.ndarray, scores: np.ndarray, actual: np.ndarray) -> PostProcessing:
+        if not self.calibrate:
+            return self
+        return PostProcessing(True, self.normalise, PlattCalibration.fit(scores, actual))
 
+    def apply(self, race_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        probability = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
+        if self.calibrate:
+            if self.calibration is None:
+                raise RuntimeError("fit the calibration on earlier seasons before applying it")
+            probability = self.calibration.apply(probability)
+        if self.normalise:
+            probability = normalise_per_race(np.asarray(race_ids), probability)
+        return probability
 
-def _check_temperature(temperature: float) -> None:
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be positive and finite, got {temperature}")
+    def to_dict(self) -> dict[str, Any]:
+        calibration = self.calibration
+        return {
+            "kind": "probability",
+            "calibrate": self.calibrate,
+            "normalise": self.normalise,
+            "calibration": (
+                {"slope": calibration.slope, "intercept": calibration.intercept}
+                if calibration
+                else None
+            ),
+        }
 
-
-def plackett_luce_top_k(
-    scores: np.ndarray, temperature: float = 1.0, places: int = PODIUM_PLACES
-) -> np.ndarray:
-    """Probability that each entrant of one race finishes in the first `places` positions.
-
-    Under Plackett-Luce the finishing order is drawn one position at a time, each remaining
-    entrant winning the next position with probability proportional to
-    exp(score / temperature). The result is exact and sums to min(places, entrants).
-    """
-    _check_temperature(temperature)
-    scores = np.asarray(scores, dtype=float)
-    if scores.ndim != 1:
-        raise ValueError(f"scores must be 1-D (one race), got shape {scores.shape}")
-    if not np.isfinite(scores).all():
-        raise ValueError("scores must be finite, got NaN or infinity")
-    return _top_k_races(scores[None, :], temperature, places)[0]
+    def describe(self) -> str:
+        steps = []
+        if self.calibrate:
+            fitted = self.calibration
+            steps.append(
+                "Platt calibration"
+                + (
+                    f" (slope {fitted.slope:.3f}, intercept {fitted.intercept:.3f})"
+                    if fitted
+                    else ""
+                )
+            )
+        if self.normalise:
+            steps.append("per-race normalisation to 3")
+        return ", then ".join(steps) or "none"
 
 
-def _race_layout(codes: np.ndarray) -> list[np.ndarray]:
-    """Row indices of every race, as one (races, entrants) array per distinct race size."""
-    entrants = np.bincount(codes)
-    rows_by_race = np.argsort(codes, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(entrants)[:-1]])
-    return [
-        rows_by_race[starts[entrants == size][:, None] + np.arange(size)]
-        for size in np.unique(entrants)
-    ]
+RAW = PostProcessing(calibrate=False, normalise=False)
 
 
-def _plackett_luce_layout(
-    layout: list[np.ndarray], scores: np.ndarray, temperature: float, places: int
-) -> np.ndarray:
-    result = np.empty(len(scores))
-    for rows in layout:
-        result[rows] = _top_k_races(scores[rows], temperature, places)
-    return result
-
-
-def plackett_luce_by_race(
-    race_ids: np.ndarray, scores: np.ndarray, temperature: float, places: int = PODIUM_PLACES
-) -> np.ndarray:
-    """`plackett_luce_top_k` for every race, aligned with the input rows."""
-    _check_temperature(temperature)
-    scores = np.asarray(scores, dtype=float)
-    codes = _factorise(race_ids, scores, "scores")
-    return _plackett_luce_layout(_race_layout(codes), scores, temperature, places)
-
-
-def fit_temperature(
-    race_ids: np.ndarray, scores: np.ndarray, actual: np.ndarray, places: int = PODIUM_PLACES
-) -> float:
-    """The Plackett-Luce temperature with the lowest mean log loss on the podium labels."""
-    scores = np.asarray(scores, dtype=float)
-    actual = np.asarray(actual, dtype=float)
-    codes = _factorise(race_ids, scores, "scores")
-    if actual.shape != scores.shape:
-        raise ValueError(
-            f"actual must line up with scores, got shapes {actual.shape} and {scores.shape}"
-        )
-    if not np.isin(actual, (0.0, 1.0)).all():
-        raise ValueError("actual must hold only 0 and 1")
-    # Races are grouped once; the search evaluates the model a few dozen times.
-    layout = _race_layout(codes)
-
-    def loss(log_temperature: float) -> float:
-        probability = _plackett_luce_layout(layout, scores, np.exp(log_temperature), places)
-        probability = np.clip(probability, _LOSS_EPS, 1.0 - _LOSS_EPS)
-        return float(
-            -np.mean(actual * np.log(probability) + (1.0 - actual) * np.log1p(-probability))
-        )
-
-    # Searching log-temperature treats "twice as sharp" and "half as sharp" symmetrically.
-    search = minimize_scalar(
-        loss, bounds=(np.log(0.02), np.log(50.0)), method="bounded", options={"xatol": 1e-4}
+def from_dict(values: dict[str, Any]) -> PostProcessing:
+    if values.get("kind") != "probability":
+        raise ValueError(f"unknown post-processing kind {values.get('kind')!r}")
+    calibration = values.get("calibration")
+    return PostProcessing(
+        calibrate=bool(values["calibrate"]),
+        normalise=bool(values["normalise"]),
+        calibration=(
+            PlattCalibration(float(calibration["slope"]), float(calibration["intercept"]))
+            if calibration
+            else None
+        ),
     )
-    return float(np.exp(search.x))
+
+
+def fit_on_history(
+    postprocessor: PostProcessor, history: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+) -> PostProcessor:
+    """Fit on earlier seasons' (race ids, raw scores, actual) taken together."""
+    if not postprocessor.needs_history:
+        return postprocessor
+    if not history:
+        raise ValueError("post-processing needs out-of-sample scores of earlier seasons")
+    race_ids, scores, actual = (np.concatenate(parts) for parts in zip(*history, strict=True))
+    return postprocessor.fit(race_ids, scores, actual)

@@ -1,4 +1,8 @@
-"""MLflow: where runs go, what every run records, and the artifacts of a training run."""
+"""Everything written to MLflow: where runs go, what every run records, artifacts and plots.
+
+Importing this module changes nothing; `configure` points MLflow at the store and quiets the
+output that would only clutter a training (or print credentials).
+"""
 
 from __future__ import annotations
 
@@ -11,70 +15,72 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import duckdb
 import mlflow
+import numpy as np
 import pandas as pd
 
-from models_py.config import REPO_ROOT, TrainConfig
-from models_py.dataset import FeatureData
 from models_py.evaluation import FoldResult, fold_table, pooled_predictions
-from models_py.plots import (
-    brier_by_season_plot,
-    calibration_plot,
-    distribution_plot,
-    importance_plot,
-    roc_plot,
-)
+from models_py.settings import REPO_ROOT, Locations
+
+if TYPE_CHECKING:
+    import matplotlib.figure
 
 MAX_PARAM_LENGTH = 6000
 OOF_COLUMNS = ["race_id", "driver_id", "year", "round", "probability", "actual"]
-
-# Keys are integers and features floats by design; MLflow's hint about integer columns that
-# cannot hold missing values does not apply and would only clutter the training output.
-warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-# Per-file download bars for one small JSON file are noise in the training and scoring output.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-# MLflow prints "View run at <tracking URI>" links, credentials included; ours are redacted.
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-
-
-def configure(config: TrainConfig) -> str:
-    """Point MLflow at the store and make the experiment (created if new) the active one."""
-    mlflow.set_tracking_uri(config.tracking_uri)
-    experiment = mlflow.get_experiment_by_name(config.experiment)
-    if experiment is None:
-        artifact_location = None
-        if urlsplit(config.tracking_uri).scheme in ("sqlite", "file", ""):
-            # A local store keeps artifacts beside it, one folder per experiment, as
-            # `mlflow server --default-artifact-root ./mlartifacts` would.
-            folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.experiment)
-            artifact_location = (config.artifact_root / folder).resolve().as_uri()
-        mlflow.create_experiment(config.experiment, artifact_location=artifact_location)
-    return mlflow.set_experiment(config.experiment).experiment_id
+CALIBRATION_BINS = 10
 
 
 class StoreBusyError(RuntimeError):
-    """Another training process holds the local SQLite store."""
+    """Another process holds the local SQLite store."""
 
 
-_store_lock: object | None = None
+def connect(locations: Locations) -> None:
+    """Point MLflow at the store, without the output that would only clutter a command."""
+    # Per-file download bars for small JSON files are noise in the output; MLflow's "View run
+    # at <tracking URI>" links would print credentials (ours are redacted).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # Keys are integers and features floats by design; MLflow's hint about integer columns that
+    # cannot hold missing values does not apply.
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+    mlflow.set_tracking_uri(locations.tracking_uri)
 
 
-def lock_local_store(tracking_uri: str) -> None:
-    """Refuse at once, clearly, when another train.py is writing the same SQLite store.
+def configure(locations: Locations, experiment: str) -> str:
+    """Connect, and make the experiment (created if new) the active one."""
+    connect(locations)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        artifact_location = None
+        if urlsplit(locations.tracking_uri).scheme in ("sqlite", "file", ""):
+            # A local store keeps artifacts beside it, one folder per experiment, as
+            # `mlflow server --default-artifact-root ./mlartifacts` would.
+            folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment)
+            artifact_location = (locations.artifact_root / folder).resolve().as_uri()
+        mlflow.create_experiment(experiment, artifact_location=artifact_location)
+    return mlflow.set_experiment(experiment).experiment_id
+
+
+_store_locks: dict[Path, object] = {}
+
+
+def lock_local_store(tracking_uri: str, holder: str) -> None:
+    """Refuse at once, clearly, when another process is writing the same SQLite store.
 
     SQLite serializes writers; two long trainings interleaving hundreds of writes would meet
     `database is locked` somewhere in the middle. A tracking server is the engine for
-    concurrent training; the embedded default stays one writer at a time.
+    concurrent work; the embedded default stays one writer at a time. The lock is held until
+    the process exits.
     """
-    global _store_lock
-    parts = urlsplit(tracking_uri)
-    if parts.scheme != "sqlite" or _store_lock is not None:
+    if urlsplit(tracking_uri).scheme != "sqlite":
         return
-    database = Path(tracking_uri.removeprefix("sqlite:///").split("?")[0])
+    database = Path(tracking_uri.removeprefix("sqlite:///").split("?")[0]).resolve()
+    if database in _store_locks:
+        return
     lock_path = database.with_name(database.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     handle = lock_path.open("a+")
@@ -82,17 +88,17 @@ def lock_local_store(tracking_uri: str) -> None:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
-        holder = handle.read().strip() or "another process"
+        other = handle.read().strip() or "another process"
         handle.close()
         raise StoreBusyError(
-            f"{tracking_uri} is in use by {holder}: wait for it to finish, or run concurrent "
-            "trainings against an MLflow tracking server (see README, team setup)"
+            f"{tracking_uri} is in use by {other}: wait for it to finish, or run concurrent "
+            "work against an MLflow tracking server (docs/team.md)"
         ) from None
     handle.seek(0)
     handle.truncate()
-    handle.write(f"train.py pid {os.getpid()}")
+    handle.write(f"{holder} pid {os.getpid()}")
     handle.flush()
-    _store_lock = handle  # held until the process exits
+    _store_locks[database] = handle
 
 
 @contextmanager
@@ -148,34 +154,27 @@ def warehouse_value(warehouse: Path, sql: str) -> str:
     return str(value)
 
 
-def data_version(warehouse: Path) -> str:
-    return warehouse_value(warehouse, "select data_version from stg_ergast__manifest")
+def data_versions(warehouse: Path) -> dict[str, str]:
+    return {
+        "data_version": warehouse_value(warehouse, "select data_version from stg_ergast__manifest"),
+        "practice_data_version": warehouse_value(
+            warehouse, "select practice_data_version from stg_f1db__manifest"
+        ),
+    }
 
 
-def practice_data_version(warehouse: Path) -> str:
-    return warehouse_value(warehouse, "select practice_data_version from stg_f1db__manifest")
-
-
-def common_tags(config: TrainConfig, data: FeatureData, session: str) -> dict[str, str]:
+def common_tags(warehouse: Path, sql_sha256: str, session: str) -> dict[str, str]:
     return {
         "pitwall.session": session,
         "git_commit": git_commit(),
-        "data_version": data_version(config.warehouse),
-        "practice_data_version": practice_data_version(config.warehouse),
-        "features_sql_sha256": data.spec.sql_sha256,
-        "warehouse": str(config.warehouse),
+        **data_versions(warehouse),
+        "features_sql_sha256": sql_sha256,
+        "warehouse": str(warehouse),
     }
 
 
 def log_params(params: dict[str, Any]) -> None:
     mlflow.log_params({key: str(value)[:MAX_PARAM_LENGTH] for key, value in params.items()})
-
-
-def log_frame(frame: pd.DataFrame, name: str) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / name
-        frame.to_csv(path, index=False)
-        mlflow.log_artifact(str(path))
 
 
 @contextmanager
@@ -184,32 +183,56 @@ def artifact_folder() -> Iterator[Path]:
         yield Path(folder)
 
 
-def log_dataset(data: FeatureData, training: pd.DataFrame, name: str) -> None:
+def log_frame(frame: pd.DataFrame, name: str, artifact_path: str | None = None) -> None:
+    with artifact_folder() as folder:
+        path = folder / name
+        frame.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_dataset(frame: pd.DataFrame, source: str, target: str, name: str) -> None:
     with warnings.catch_warnings():
         # MLflow notes that a local path could be several kinds of source, and that the integer
         # keys cannot hold nulls; both are true and harmless here.
         warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_pandas(
-            training[["race_id", "driver_id", "year", "round", data.spec.target, *data.features]],
-            source=data.source,
-            targets=data.spec.target,
-            name=name,
-        )
+        dataset = mlflow.data.from_pandas(frame, source=source, targets=target, name=name)
     mlflow.log_input(dataset, context="training")
 
 
-def log_fold_run(result: FoldResult, parent_params: dict[str, Any]) -> None:
-    with tracked_run(run_name=f"fold {result.fold.valid_year}", nested=True):
-        log_params(
-            {
-                "valid_season": result.fold.valid_year,
-                "train_seasons": f"{result.fold.train_years[0]}-{result.fold.train_years[-1]}",
-                "train_rows": result.train_rows,
-                "valid_rows": len(result.predictions),
-                **parent_params,
-            }
+def log_fold_runs(results: list[FoldResult], parent_params: dict[str, Any]) -> None:
+    """One nested run per CV fold, for the served candidate."""
+    for result in results:
+        with tracked_run(run_name=f"fold {result.fold.valid_year}", nested=True):
+            log_params(
+                {
+                    "valid_season": result.fold.valid_year,
+                    "train_seasons": f"{result.fold.train_years[0]}-{result.fold.train_years[-1]}",
+                    "train_rows": result.train_rows,
+                    "valid_rows": len(result.predictions),
+                    **parent_params,
+                }
+            )
+            mlflow.log_metrics({**result.metrics, "fit_seconds": result.seconds})
+
+
+def log_trial_run(study: Any, trial: Any) -> None:
+    """An Optuna callback: each finished trial as a run nested in the study's run (its
+    parameters, its mean fold Brier, its state). optuna-integration's MLflowCallback did this
+    and is deprecated."""
+    tags = {"pitwall.role": "trial", "optuna.study_name": study.study_name}
+    with mlflow.start_run(run_name=f"trial {trial.number}", nested=True, tags=tags):
+        log_params({**trial.params, "trial_number": trial.number, "state": trial.state.name})
+        if trial.value is not None:
+            mlflow.log_metric("cv_brier", trial.value)
+
+
+def log_fold_metrics(results: list[FoldResult]) -> None:
+    """Per-fold metrics as steps of the candidate's own run (no nested runs)."""
+    for result in results:
+        mlflow.log_metrics(
+            {f"fold_{name}": value for name, value in result.metrics.items()},
+            step=result.fold.valid_year,
         )
-        mlflow.log_metrics({**result.metrics, "fit_seconds": result.seconds})
 
 
 def log_cv_artifacts(results: list[FoldResult], holdout: FoldResult) -> None:
@@ -249,3 +272,127 @@ def log_comparison(results_by_candidate: dict[str, list[FoldResult]], served: st
     with artifact_folder() as folder:
         figure = brier_by_season_plot(table, served, folder / "brier_by_season.png")
         mlflow.log_artifact(str(figure), artifact_path="plots")
+
+
+# Plots: figures people would rather look at than read.
+
+
+def pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure: matplotlib.figure.Figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    pyplot().close(figure)
+    return path
+
+
+def roc_plot(predictions: pd.DataFrame, path: Path, title: str) -> Path:
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    false_positive, true_positive, _ = roc_curve(predictions["actual"], predictions["probability"])
+    auc = roc_auc_score(predictions["actual"], predictions["probability"])
+    figure, axes = pyplot().subplots(figsize=(5.5, 5))
+    axes.plot(false_positive, true_positive, label=f"model (AUC {auc:.3f})")
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    axes.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    axes.legend(loc="lower right")
+    return save_figure(figure, path)
+
+
+def calibration_plot(samples: dict[str, pd.DataFrame], path: Path) -> Path:
+    """Reliability diagram per sample, with the number of rows in each probability bin."""
+    from sklearn.calibration import calibration_curve
+
+    figure, (curve_axes, count_axes) = pyplot().subplots(
+        2, 1, figsize=(6, 7), gridspec_kw={"height_ratios": [3, 1.4]}, sharex=True
+    )
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    width = 0.9 / CALIBRATION_BINS / max(len(samples), 1)
+    for index, (label, frame) in enumerate(samples.items()):
+        observed, predicted = calibration_curve(
+            frame["actual"], frame["probability"], n_bins=CALIBRATION_BINS, strategy="uniform"
+        )
+        curve_axes.plot(predicted, observed, marker="o", label=label)
+        counts, _ = np.histogram(frame["probability"], bins=edges)
+        positions = edges[:-1] + width * (index + 0.5)
+        bars = count_axes.bar(positions, counts, width=width, align="center", label=label)
+        count_axes.bar_label(bars, fontsize=6)
+    curve_axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+    curve_axes.set(ylabel="observed podium share", title="calibration")
+    curve_axes.legend(loc="upper left")
+    count_axes.set(xlabel="predicted probability", ylabel="rows per bin", yscale="log")
+    return save_figure(figure, path)
+
+
+def importance_plot(booster: Any, kind: str, path: Path) -> Path:
+    importance = pd.Series(
+        booster.feature_importance(importance_type=kind), index=booster.feature_name()
+    ).sort_values()
+    figure, axes = pyplot().subplots(figsize=(7, 0.28 * len(importance) + 1.2))
+    axes.barh(importance.index, importance.to_numpy())
+    label = "number of splits" if kind == "split" else "total gain"
+    axes.set(xlabel=label, title=f"feature importance by {kind}")
+    axes.tick_params(axis="y", labelsize=8)
+    return save_figure(figure, path)
+
+
+def distribution_plot(predictions: pd.DataFrame, path: Path, title: str) -> Path:
+    figure, axes = pyplot().subplots(figsize=(6, 4))
+    bins = np.linspace(0, 1, 41)
+    for actual, label in ((0, "no podium"), (1, "podium")):
+        values = predictions.loc[predictions["actual"] == actual, "probability"]
+        axes.hist(values, bins=bins, alpha=0.6, density=True, label=f"{label} (n={len(values)})")
+    axes.set(xlabel="predicted podium probability", ylabel="density", title=title)
+    axes.legend()
+    return save_figure(figure, path)
+
+
+def brier_by_season_plot(table: pd.DataFrame, highlight: str, path: Path) -> Path:
+    """Mean Brier per validation season (rows) for each candidate (columns), lower is better."""
+    figure, axes = pyplot().subplots(figsize=(9, 5))
+    for name in table.columns:
+        emphasis = {"linewidth": 2.6, "zorder": 3} if name == highlight else {"linewidth": 1.1}
+        axes.plot(table.index, table[name], marker="o", markersize=3, label=name, **emphasis)
+    axes.set(
+        xlabel="validation season",
+        ylabel="mean Brier (lower is better)",
+        title=f"Brier per CV season: {highlight} (bold) against every other candidate",
+    )
+    axes.legend(fontsize=8, ncol=2)
+    axes.grid(alpha=0.3)
+    return save_figure(figure, path)
+
+
+def study_plots(study: Any, folder: Path) -> list[Path]:
+    """Optuna's optimization history, parameter importances, parallel coordinates and slices."""
+    pyplot()
+    from optuna.visualization import matplotlib as optuna_plots
+
+    plotters = {
+        "optimization_history": optuna_plots.plot_optimization_history,
+        "param_importances": optuna_plots.plot_param_importances,
+        "parallel_coordinate": optuna_plots.plot_parallel_coordinate,
+        "slice": optuna_plots.plot_slice,
+    }
+    saved = []
+    for name, plot in plotters.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            try:
+                axes = plot(study)
+            except (ValueError, RuntimeError) as error:
+                print(f"  (no {name} plot: {error})")
+                continue
+        figure = np.ravel(axes)[0].figure if isinstance(axes, np.ndarray) else axes.figure
+        figure.set_size_inches(11, 6)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # tight_layout and Optuna's axes
+            saved.append(save_figure(figure, folder / f"study_{name}.png"))
+    return saved

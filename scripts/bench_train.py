@@ -1,7 +1,11 @@
-"""Benchmark training: one full 24-fold CV of the default podium model, and one fold.
+"""Benchmark the default training's CV: 24 folds + the holdout, measured side by side.
 
-Reads the warehouse (`make setup` first) and the dbt manifest; trains without MLflow so that the
-figures are the model's own cost. Prints medians over repeats and their ratio.
+- the podium model's parameters before (600 rounds at 0.006) and now (`DEFAULT_LGBM_PARAMS`);
+- one fold at a time on 2 LightGBM threads (the old setup) against two folds side by side on
+  one thread each (`Protocol.workers`, what `train.py` and `tune` run).
+Each row is the median of `--repeats` runs over prebuilt fold datasets (built once, as a study
+reuses them), with its CV and holdout Brier. No MLflow: the figures are the models' own cost.
+Needs the warehouse (`make setup`).
 """
 
 from __future__ import annotations
@@ -10,56 +14,78 @@ import argparse
 import statistics
 import time
 
-from models_py.config import TrainConfig, default_dbt_manifest, default_raw_dir, default_warehouse
-from models_py.dataset import load_feature_spec, read_features
-from models_py.evaluation import fit_and_score, summarize
+from models_py.evaluation import CrossValidation, summarize
+from models_py.features import load_feature_spec, read_features
 from models_py.folds import protocol_folds
-from models_py.modelling import LightGBMModel
+from models_py.models import DEFAULT_LGBM_PARAMS, podium_recipe
+from models_py.settings import Locations, Protocol
+
+BEFORE_PARAMS = {
+    "n_estimators": 600,
+    "learning_rate": 0.006,
+    "num_leaves": 15,
+    "min_child_samples": 300,
+    "subsample": 0.7,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.5,
+    "reg_alpha": 1.0,
+    "reg_lambda": 5.0,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="repeats of each measure (default 3)"
-    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per row (default 3)")
     args = parser.parse_args(argv)
-    config = TrainConfig(
-        warehouse=default_warehouse(),
-        dbt_manifest=default_dbt_manifest(),
-        raw_dir=default_raw_dir(),
-    )
+    locations, protocol = Locations.from_environment(), Protocol()
     started = time.perf_counter()
-    spec = load_feature_spec(config.dbt_manifest)
-    data = read_features(config.warehouse, spec)
+    spec = load_feature_spec(locations.dbt_manifest)
+    features = spec.features()
+    table = read_features(locations.warehouse, spec, features)
     read_seconds = time.perf_counter() - started
-    folds, _ = protocol_folds(config, data.seasons_with_results)
+    folds, holdout = protocol_folds(protocol, table.seasons_with_results)
+    setups = {
+        (workers, threads): CrossValidation(
+            table,
+            features,
+            protocol.window,
+            protocol.calibration_seasons,
+            protocol.seed,
+            workers=workers,
+            threads=threads,
+        )
+        for workers, threads in ((1, 2), (2, 1))
+    }
+    for cv in setups.values():  # build every fold's dataset once, outside the timings
+        cv.run(podium_recipe(features, {"n_estimators": 1}), [*folds, holdout])
 
-    def make() -> LightGBMModel:
-        return LightGBMModel(categorical=data.categorical, seed=config.seed, threads=config.threads)
-
-    def one_fold() -> float:
-        begin = time.perf_counter()
-        fit_and_score(make, data, folds[-1])
-        return time.perf_counter() - begin
-
-    def full_cv() -> tuple[float, dict[str, float]]:
-        begin = time.perf_counter()
-        results = [fit_and_score(make, data, fold) for fold in folds]
-        return time.perf_counter() - begin, summarize(results)
-
-    fold_times = [one_fold() for _ in range(args.repeats)]
-    cv_runs = [full_cv() for _ in range(args.repeats)]
-    cv_times = [seconds for seconds, _ in cv_runs]
-    summary = cv_runs[0][1]
-    fold_median, cv_median = statistics.median(fold_times), statistics.median(cv_times)
-    print(f"{'measure':<44}{'median s':>10}{'runs':>6}")
-    print(f"{'read podium_features (SQL, read-only)':<44}{read_seconds:>10.2f}{1:>6}")
-    print(f"{f'one fold ({folds[-1].describe()})':<44}{fold_median:>10.2f}{args.repeats:>6}")
-    print(f"{f'full CV, {len(folds)} folds':<44}{cv_median:>10.2f}{args.repeats:>6}")
-    print(f"full CV / one fold: {cv_median / fold_median:.1f}x over {len(folds)} folds")
+    rows = []
+    for label, params in (("before", BEFORE_PARAMS), ("now", DEFAULT_LGBM_PARAMS)):
+        recipe = podium_recipe(features, params)
+        for (workers, threads), cv in setups.items():
+            timings, results = [], []
+            for _ in range(args.repeats):
+                begin = time.perf_counter()
+                results = cv.run(recipe, [*folds, holdout])
+                timings.append(time.perf_counter() - begin)
+            summary = summarize(results[:-1])
+            rows.append(
+                (
+                    f"{label} params, {workers} fold(s) x {threads} thread(s)",
+                    statistics.median(timings),
+                    summary["cv_brier_mean"],
+                    results[-1].metrics["brier"],
+                )
+            )
+    print(f"read podium_features (SQL, read-only): {read_seconds:.2f} s")
+    print(f"{len(folds)} CV folds + holdout {protocol.test_season}, median of {args.repeats}:")
+    print(f"{'setup':<40}{'seconds':>9}{'cv brier':>10}{'holdout':>9}")
+    for label, seconds, cv_brier, holdout_brier in rows:
+        print(f"{label:<40}{seconds:>9.2f}{cv_brier:>10.5f}{holdout_brier:>9.5f}")
+    old, new = rows[0][1], rows[-1][1]
     print(
-        f"default model, {len(folds)} folds: CV AUC {summary['cv_auc_mean']:.4f} "
-        f"Brier {summary['cv_brier_mean']:.4f} (threads {config.threads})"
+        f"now / before: {new / old:.2f} of the time ({old / new:.1f}x faster); "
+        f"side-by-side folds alone: {rows[2][1] / rows[3][1]:.2f}x"
     )
     return 0
 

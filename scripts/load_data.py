@@ -75,25 +75,29 @@ TEXT, TEXT_N = Col("text"), Col("text", True)
 # Nullability follows the real 1950-2025 data. A few columns are nullable although today's data
 # has no nulls there, because Ergast has published nulls in them before (circuits.alt) or the
 # sibling column with the same meaning has them (sprint_results.number from results.number,
-# constructor_standings.position from driver_standings.position).
+# constructor_standings.position from driver_standings.position). Columns no dbt model reads
+# beyond staging (urls, circuit location and coordinates, a team's nationality, positionText,
+# laps, wins, the qualifying car number) accept a null too: a new driver, team or circuit often
+# arrives without them, and a value nothing uses must never block a refresh. Every column the
+# features read stays required.
 SCHEMAS: dict[str, dict[str, Col]] = {
     "circuits": {
         "circuitId": INT,
         "circuitRef": TEXT,
         "name": TEXT,
-        "location": TEXT,
+        "location": TEXT_N,
         "country": TEXT,
-        "lat": FLOAT,
-        "lng": FLOAT,
+        "lat": FLOAT_N,
+        "lng": FLOAT_N,
         "alt": INT_N,
-        "url": TEXT,
+        "url": TEXT_N,
     },
     "constructors": {
         "constructorId": INT,
         "constructorRef": TEXT,
         "name": TEXT,
-        "nationality": TEXT,
-        "url": TEXT,
+        "nationality": TEXT_N,
+        "url": TEXT_N,
     },
     "drivers": {
         "driverId": INT,
@@ -104,7 +108,7 @@ SCHEMAS: dict[str, dict[str, Col]] = {
         "surname": TEXT,
         "dob": DATE,
         "nationality": TEXT,
-        "url": TEXT,
+        "url": TEXT_N,
     },
     "races": {
         "raceId": INT,
@@ -114,7 +118,7 @@ SCHEMAS: dict[str, dict[str, Col]] = {
         "name": TEXT,
         "date": DATE,
         "time": TIME_N,
-        "url": TEXT,
+        "url": TEXT_N,
         "fp1_date": DATE_N,
         "fp1_time": TIME_N,
         "fp2_date": DATE_N,
@@ -134,10 +138,10 @@ SCHEMAS: dict[str, dict[str, Col]] = {
         "number": INT_N,
         "grid": INT,
         "position": INT_N,
-        "positionText": TEXT,
+        "positionText": TEXT_N,
         "positionOrder": INT,
         "points": FLOAT,
-        "laps": INT,
+        "laps": INT_N,
         "time": TEXT_N,
         "milliseconds": INT_N,
         "fastestLap": INT_N,
@@ -153,15 +157,15 @@ SCHEMAS: dict[str, dict[str, Col]] = {
         "driverId": INT,
         "points": FLOAT,
         "position": INT_N,
-        "positionText": TEXT,
-        "wins": INT,
+        "positionText": TEXT_N,
+        "wins": INT_N,
     },
     "qualifying": {
         "qualifyId": INT,
         "raceId": INT,
         "driverId": INT,
         "constructorId": INT,
-        "number": INT,
+        "number": INT_N,
         "position": INT,
         "q1": TEXT_N,
         "q2": TEXT_N,
@@ -175,10 +179,10 @@ SCHEMAS: dict[str, dict[str, Col]] = {
         "number": INT_N,
         "grid": INT,
         "position": INT_N,
-        "positionText": TEXT,
+        "positionText": TEXT_N,
         "positionOrder": INT,
         "points": FLOAT,
-        "laps": INT,
+        "laps": INT_N,
         "time": TEXT_N,
         "milliseconds": INT_N,
         "fastestLap": INT_N,
@@ -192,8 +196,8 @@ SCHEMAS: dict[str, dict[str, Col]] = {
         "constructorId": INT,
         "points": FLOAT,
         "position": INT_N,
-        "positionText": TEXT,
-        "wins": INT,
+        "positionText": TEXT_N,
+        "wins": INT_N,
     },
 }
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,10 @@ import pytest
 from scripts.build_warehouse import build
 from scripts.load_data import load
 from scripts.load_practice import load_practice
+
+# dbt build arguments for scenario builds: every data test, but not the unit tests, which do not
+# depend on the data (test_dbt_unit runs them).
+UNIT_TESTS_ASIDE = ["--exclude-resource-type", "unit_test"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_F1 = REPO_ROOT.parent / "shared" / "data" / "f1"
@@ -57,34 +64,82 @@ def isolated_stores(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
+def prepared_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, prepare: Callable[[Path], object]
+) -> Path:
+    """A folder `prepare` fills once per test run: under pytest-xdist every worker shares it
+    (the first to take the lock prepares it, the others wait and reuse it)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this run's folder, above each worker's own
+    folder = root / name
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".ready").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            prepare(folder)
+            (folder / ".ready").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def real_raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real data, validated and placed by the project's loader."""
-    raw_dir = tmp_path_factory.mktemp("raw") / "ergast"
-    load(real_data_source(), raw_dir, log=lambda _line: None)
-    return raw_dir
+    source = real_data_source()
+    folder = prepared_once(
+        tmp_path_factory,
+        "real-raw",
+        lambda folder: load(source, folder / "ergast", log=lambda _line: None),
+    )
+    return folder / "ergast"
 
 
 @pytest.fixture(scope="session")
 def real_practice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real free-practice data (f1db), validated and placed by the practice loader."""
-    practice_dir = tmp_path_factory.mktemp("raw") / "practice"
-    load_practice(real_practice_source(), practice_dir)
-    return practice_dir
+    source = real_practice_source()
+    folder = prepared_once(
+        tmp_path_factory, "real-practice", lambda folder: load_practice(source, folder / "f1db")
+    )
+    return folder / "f1db"
 
 
 @pytest.fixture(scope="session")
 def real_warehouse(
     tmp_path_factory: pytest.TempPathFactory, real_raw_dir: Path, real_practice_dir: Path
 ) -> Path:
-    """A full `dbt build` (models, seeds, data and unit tests) on the real data."""
-    folder = tmp_path_factory.mktemp("warehouse")
-    warehouse = folder / "pitwall.duckdb"
-    build(warehouse, real_raw_dir, target_path=folder / "target", practice_dir=real_practice_dir)
-    return warehouse
+    """`dbt build` on the real data, every data test included (the unit tests, which do not
+    depend on the data, run in test_dbt_unit); tests only read it (copy it first to change it)."""
+    folder = prepared_once(
+        tmp_path_factory,
+        "real-warehouse",
+        lambda folder: build(
+            folder / "pitwall.duckdb",
+            real_raw_dir,
+            UNIT_TESTS_ASIDE,
+            target_path=folder / "target",
+            practice_dir=real_practice_dir,
+        ),
+    )
+    return folder / "pitwall.duckdb"
 
 
 @pytest.fixture(scope="session")
 def real_manifest(real_warehouse: Path) -> Path:
     """dbt's manifest of the build above: it declares the feature list."""
     return real_warehouse.parent / "target" / "manifest.json"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The order `make test` (pytest -n 2 --dist loadfile --no-loadscope-reorder) hands files to
+    its two workers: one real-data module first (its worker builds the real warehouse), then the
+    unit tests (the other worker runs them meanwhile), then the other real-data modules."""
+    slow_files = list(dict.fromkeys(item.path for item in items if item.get_closest_marker("slow")))
+
+    def group(item: pytest.Item) -> int:
+        if item.path not in slow_files:
+            return 1
+        return 0 if item.path == slow_files[0] else 2
+
+    items.sort(key=group)

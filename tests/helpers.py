@@ -1,11 +1,15 @@
-"""Small helpers shared by the end-to-end tests: run train.py, read a store."""
+"""Small helpers shared by the end-to-end tests: run train.py and its commands."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from models_py.cli import main
 from tests.conftest import REPO_ROOT
 
 SHORT_SEASONS = [
@@ -19,13 +23,22 @@ SHORT_SEASONS = [
     "2024",
 ]
 
+# Commands that take no evaluation protocol (no --window and the like).
+SEASONLESS = ("predict", "refit", "replay")
 
-def train_command(warehouse: Path, manifest: Path, *extra: str) -> list[str]:
+
+def sqlite_uri(folder: Path) -> str:
+    return f"sqlite:///{folder / 'mlruns.db'}"
+
+
+def command(
+    name: str, warehouse: Path, manifest: Path, *extra: str, seasons: bool = True
+) -> list[str]:
     return [
         sys.executable,
         "train.py",
-        *SHORT_SEASONS,
-        "--no-baselines",
+        name,
+        *(SHORT_SEASONS if seasons else []),
         "--warehouse",
         str(warehouse),
         "--dbt-manifest",
@@ -34,9 +47,11 @@ def train_command(warehouse: Path, manifest: Path, *extra: str) -> list[str]:
     ]
 
 
-def run_train(warehouse: Path, manifest: Path, *extra: str, env: dict | None = None):
+def run(
+    name: str, warehouse: Path, manifest: Path, *extra: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        train_command(warehouse, manifest, *extra),
+        command(name, warehouse, manifest, *extra, seasons=name not in SEASONLESS),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -44,30 +59,62 @@ def run_train(warehouse: Path, manifest: Path, *extra: str, env: dict | None = N
     )
 
 
-def sqlite_uri(folder: Path) -> str:
-    return f"sqlite:///{folder / 'mlruns.db'}"
+def run_train(
+    warehouse: Path,
+    manifest: Path,
+    *extra: str,
+    env: dict | None = None,
+    moment: str = "pre-qualifying",
+) -> subprocess.CompletedProcess:
+    """A quick training: no baselines, one moment."""
+    return run("train", warehouse, manifest, "--no-baselines", "--moment", moment, *extra, env=env)
 
 
 def run_predict(
     store: Path, warehouse: Path, manifest: Path, *extra: str
 ) -> subprocess.CompletedProcess:
     """`train.py predict` against the MLflow store and predictions store in `store`."""
-    return subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "predict",
-            "--tracking-uri",
-            sqlite_uri(store),
-            "--warehouse",
-            str(warehouse),
-            "--dbt-manifest",
-            str(manifest),
-            "--store",
-            str(store / "predictions"),
-            *extra,
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
+    return run(
+        "predict",
+        warehouse,
+        manifest,
+        "--tracking-uri",
+        sqlite_uri(store),
+        "--store",
+        str(store / "predictions"),
+        *extra,
+    )
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke(name: str, warehouse: Path, manifest: Path, *extra: str) -> Result:
+    """A command run in this process (`cli.main`), its output captured: no interpreter start,
+    no re-import, for tests that do not need a process of their own."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    arguments = command(name, warehouse, manifest, *extra, seasons=name not in SEASONLESS)[2:]
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(arguments)
+    return Result(code, stdout.getvalue(), stderr.getvalue())
+
+
+def invoke_train(warehouse: Path, manifest: Path, *extra: str, moment: str = "pre-qualifying"):
+    return invoke("train", warehouse, manifest, "--no-baselines", "--moment", moment, *extra)
+
+
+def invoke_predict(store: Path, warehouse: Path, manifest: Path, *extra: str) -> Result:
+    return invoke(
+        "predict",
+        warehouse,
+        manifest,
+        "--tracking-uri",
+        sqlite_uri(store),
+        "--store",
+        str(store / "predictions"),
+        *extra,
     )

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from models_py.dataset import load_feature_spec
+from models_py.features import load_feature_spec
 from tests.conftest import REPO_ROOT
 from tests.helpers import SHORT_SEASONS, sqlite_uri
 
@@ -56,7 +56,7 @@ def ablation(real_warehouse: Path, real_manifest: Path, tmp_path_factory: pytest
 def test_every_lever_is_one_step_in_order(ablation, real_manifest: Path) -> None:
     _, _, _, table = ablation
     spec = load_feature_spec(real_manifest)
-    groups = list(dict.fromkeys(spec.groups[name] for name in spec.features))
+    groups = list(dict.fromkeys(spec.columns[name].group for name in spec.features()))
     feature_steps = []
     for group in groups[1:]:
         if group == "practice":
@@ -72,7 +72,7 @@ def test_every_lever_is_one_step_in_order(ablation, real_manifest: Path) -> None
         "regularised defaults",
         *feature_steps,
         "+ identifiers",
-        "widened tuning",
+        "tuned",
         "race-coherent challenger",
     ]
     assert groups[0] == "base" and "practice" in groups
@@ -80,7 +80,7 @@ def test_every_lever_is_one_step_in_order(ablation, real_manifest: Path) -> None
     # The seed recipe uses issue 3's features only; each kept group adds its columns.
     steps = table.set_index("step")
     assert steps.loc["seed recipe", "features"] == len(spec.group_features("base"))
-    assert steps.loc["race-coherent challenger", "features"] == len(spec.features)
+    assert steps.loc["race-coherent challenger", "features"] == len(spec.features())
     assert steps.loc["+ identifiers", "kept"] == "no (measured only)"
     # Gated and ungated practice are both measured against the step before practice.
     before = table["step"][table.index[table["step"] == "+ practice_ungated"][0] - 1]

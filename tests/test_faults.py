@@ -16,9 +16,9 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from scripts.build_warehouse import SKIP_TESTS, build
+from scripts.build_warehouse import remove_abandoned_builds
 from tests.conftest import REPO_ROOT
-from tests.helpers import run_predict, run_train, sqlite_uri, train_command
+from tests.helpers import command, run_predict, run_train, sqlite_uri
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +31,13 @@ def statuses(store: Path) -> list[str]:
 
 def champion_version(store: Path) -> str:
     client = MlflowClient(sqlite_uri(store))
-    return str(client.get_model_version_by_alias("podium-lgbm", "champion").version)
+    return str(client.get_model_version_by_alias("podium", "champion").version)
 
 
-def interrupt_when(command: list[str], marker: str, signum: int) -> tuple[int, str]:
-    """Start a training, send `signum` as soon as a line containing `marker` appears."""
+def interrupt_when(arguments: list[str], marker: str, signum: int) -> tuple[int, str]:
+    """Start a command, send `signum` as soon as a line containing `marker` appears."""
     process = subprocess.Popen(
-        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        arguments, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert process.stdout is not None
     seen = []
@@ -53,43 +53,56 @@ def interrupt_when(command: list[str], marker: str, signum: int) -> tuple[int, s
 @pytest.fixture(scope="module")
 def store_with_champion(real_warehouse: Path, real_manifest: Path, tmp_path_factory):
     store = tmp_path_factory.mktemp("faults")
-    completed = run_train(
-        real_warehouse, real_manifest, "--trials", "0", "--tracking-uri", sqlite_uri(store)
-    )
+    completed = run_train(real_warehouse, real_manifest, "--tracking-uri", sqlite_uri(store))
     assert completed.returncode == 0, completed.stderr
     return store
 
 
 @pytest.mark.parametrize(
-    ("signum", "extra", "marker"),
+    ("signum", "name", "extra", "marker", "message"),
     [
-        (signal.SIGTERM, ["--trials", "40"], "trial   1"),
-        (signal.SIGINT, ["--trials", "0"], "fold  1/2"),
+        (
+            signal.SIGTERM,
+            "tune",
+            ["--trials", "40"],
+            "trial 1/40",
+            "interrupted: open MLflow runs marked KILLED; finished trials stay in the study",
+        ),
+        (
+            signal.SIGINT,
+            "train",
+            ["--no-baselines"],
+            "fold  1/2",
+            "interrupted: open MLflow runs marked KILLED, no alias moved",
+        ),
     ],
     ids=["sigterm-during-tuning", "sigint-during-cv"],
 )
-def test_killed_training_ends_its_runs_and_moves_no_alias(
+def test_interrupted_work_ends_its_runs_and_moves_no_alias(
     signum: int,
+    name: str,
     extra: list[str],
     marker: str,
+    message: str,
     store_with_champion: Path,
     real_warehouse: Path,
     real_manifest: Path,
+    tmp_path: Path,
 ) -> None:
     store = store_with_champion
     before = champion_version(store)
-    command = train_command(
+    arguments = command(
+        name,
         real_warehouse,
         real_manifest,
         *extra,
-        "--scale-pos-weight",
-        "1",
+        *(["--storage", str(tmp_path / "study.journal")] if name == "tune" else []),
         "--tracking-uri",
         sqlite_uri(store),
     )
-    returncode, output = interrupt_when(command, marker, signum)
+    returncode, output = interrupt_when(arguments, marker, signum)
     assert returncode == 130, output
-    assert "interrupted: open MLflow runs marked KILLED, no alias moved" in output
+    assert message in output
 
     found = statuses(store)
     assert "RUNNING" not in found
@@ -98,7 +111,7 @@ def test_killed_training_ends_its_runs_and_moves_no_alias(
 
     scored = run_predict(store, real_warehouse, real_manifest)
     assert scored.returncode == 0, scored.stderr
-    assert f"podium-lgbm-onnx v{before} (@champion)" in scored.stdout
+    assert f"podium v{before} (@champion)" in scored.stdout
 
 
 def sha256(path: Path) -> str:
@@ -141,45 +154,42 @@ def test_killed_dbt_build_leaves_the_previous_warehouse(
         assert connection.execute("select count(*) from podium_features").fetchone()[0] > 0
     abandoned = list(tmp_path.glob("pitwall.duckdb.building-*"))
     assert abandoned, "the killed build should have left its partial file"
+    assert list(tmp_path.glob("target.building-*")), "and its dbt target folder"
 
-    build(warehouse, real_raw_dir, SKIP_TESTS, target_path=tmp_path / "target")
-    assert list(tmp_path.glob("pitwall.duckdb.building-*")) == []
+    # The next build starts by removing what a dead build left (a live one's files stay).
+    remove_abandoned_builds(warehouse, tmp_path / "target")
+    assert list(tmp_path.glob("*.building-*")) == []
 
 
 def test_two_trainings_on_one_sqlite_store(
     real_warehouse: Path, real_manifest: Path, tmp_path: Path
 ) -> None:
-    def start(trials: str) -> subprocess.Popen:
-        command = train_command(
-            real_warehouse,
-            real_manifest,
-            "--trials",
-            trials,
-            "--tracking-uri",
-            sqlite_uri(tmp_path),
+    def start(*extra: str) -> subprocess.Popen:
+        arguments = command(
+            "train", real_warehouse, real_manifest, *extra, "--tracking-uri", sqlite_uri(tmp_path)
         )
         return subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            arguments, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
 
-    first = start("4")
+    first = start()
     assert first.stdout is not None
     for line in first.stdout:
         if line.startswith("MLflow:"):  # the first training now holds the store
             break
-    second = start("0")
+    second = start("--no-baselines")
     second_out, second_err = second.communicate(timeout=300)
     _, first_err = first.communicate(timeout=300)
 
     assert first.returncode == 0, first_err
     assert second.returncode == 3, second_out + second_err
     assert second_err.strip().splitlines() == [second_err.strip()]
-    assert "is in use by train.py pid" in second_err
+    assert "is in use by train.py" in second_err and " pid " in second_err
     with sqlite3.connect(tmp_path / "mlruns.db") as connection:
         assert connection.execute("pragma integrity_check").fetchone() == ("ok",)
     assert set(statuses(tmp_path)) == {"FINISHED"}
     mlflow.set_tracking_uri(sqlite_uri(tmp_path))
     client = MlflowClient()
     versions = client.search_model_versions(max_results=100)
-    lgbm_versions = [version for version in versions if version.name == "podium-lgbm"]
+    lgbm_versions = [version for version in versions if version.name == "podium"]
     assert len(lgbm_versions) == 1  # the refused training registered nothing

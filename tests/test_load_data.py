@@ -190,6 +190,71 @@ def test_written_files_are_plain_utf8_with_lf(loaded: Path) -> None:
     assert data.splitlines()[3] == rb"846,norris,\N,\N,Lando,Norris,1999-11-13,British,http://x/nor"
 
 
+def test_a_new_driver_without_a_url_loads(loaded: Path, mini: Path) -> None:
+    # A driver named mid-season reaches the feed before his Wikipedia page does.
+    with (mini / "drivers.csv").open("a", encoding="utf-8") as handle:
+        handle.write('861,"colapinto",43,"COL","Franco","Colapinto","2003-05-27","Argentine",\\N\n')
+    manifest = load(str(mini), loaded)
+    assert manifest["tables"]["drivers"]["rows"] == 4
+    assert csv_rows(loaded / "drivers.csv")[-1] == [
+        *("861", "colapinto", "43", "COL", "Franco", "Colapinto", "2003-05-27", "Argentine"),
+        r"\N",
+    ]
+
+
+# (file, line, field index, column): read by no dbt model beyond staging, so a null is fine.
+UNUSED_COLUMNS = [
+    ("circuits.csv", 2, 8, "url"),
+    ("circuits.csv", 2, 3, "location"),
+    ("circuits.csv", 2, 5, "lat"),
+    ("circuits.csv", 2, 6, "lng"),
+    ("constructors.csv", 2, 3, "nationality"),
+    ("constructors.csv", 2, 4, "url"),
+    ("races.csv", 2, 7, "url"),
+    ("results.csv", 2, 7, "positionText"),
+    ("results.csv", 2, 10, "laps"),
+    ("sprint_results.csv", 2, 10, "laps"),
+    ("driver_standings.csv", 2, 6, "wins"),
+    ("constructor_standings.csv", 2, 5, "positionText"),
+    ("qualifying.csv", 2, 4, "number"),
+]
+
+
+@pytest.mark.parametrize(
+    ("file", "line", "index"),
+    [
+        pytest.param(file, line, index, id=f"{file}-{column}")
+        for file, line, index, column in UNUSED_COLUMNS
+    ],
+)
+def test_unused_columns_accept_a_null(
+    loaded: Path, mini: Path, file: str, line: int, index: int
+) -> None:
+    set_field(mini, file, line, index, r"\N")
+    load(str(mini), loaded)
+    assert csv_rows(loaded / file)[line - 1][index] == r"\N"
+
+
+@pytest.mark.parametrize(
+    ("file", "line", "index", "column"),
+    [
+        ("drivers.csv", 2, 7, "nationality"),
+        ("drivers.csv", 2, 6, "dob"),
+        ("circuits.csv", 2, 1, "circuitRef"),
+        ("circuits.csv", 2, 4, "country"),
+        ("races.csv", 2, 4, "name"),
+        ("results.csv", 2, 9, "points"),
+    ],
+)
+def test_columns_the_features_read_stay_required(
+    loaded: Path, mini: Path, file: str, line: int, index: int, column: str
+) -> None:
+    set_field(mini, file, line, index, r"\N")
+    with pytest.raises(LoadError) as info:
+        load(str(mini), loaded)
+    assert info.value.errors == [rf"{file} line {line}, column {column}: null (\N) not allowed"]
+
+
 def test_crlf_and_bom_are_normalised(tmp_path: Path, mini: Path) -> None:
     for path in mini.glob("*.csv"):
         text = path.read_text(encoding="utf-8")

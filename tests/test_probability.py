@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit
 
 from models_py.probability import (
-    IDENTITY,
     PODIUM_PLACES,
+    RAW,
     PlattCalibration,
-    fit_temperature,
+    PostProcessing,
+    fit_on_history,
+    from_dict,
     logit,
     normalise_per_race,
-    plackett_luce_by_race,
-    plackett_luce_top_k,
 )
 
 
@@ -30,18 +28,6 @@ def shuffled_races(
     race_ids = np.repeat(np.arange(100, 100 + races), sizes)
     order = rng.permutation(len(race_ids))
     return race_ids[order], rng.normal(size=len(race_ids))[order]
-
-
-def brute_force_top_k(scores: np.ndarray, temperature: float, places: int = 3) -> np.ndarray:
-    """P(top `places`) by summing the probability of every complete finishing order."""
-    strength = np.exp(scores / temperature)
-    result = np.zeros(len(scores))
-    for order in itertools.permutations(range(len(scores))):
-        probability = 1.0
-        for position, entrant in enumerate(order):
-            probability *= strength[entrant] / strength[list(order[position:])].sum()
-        result[list(order[:places])] += probability
-    return result
 
 
 # normalise_per_race
@@ -114,12 +100,28 @@ def test_platt_apply_is_increasing_and_matches_hand_values() -> None:
     np.testing.assert_allclose(result, expit(np.array([1.0, 3.0])), rtol=1e-9)
 
 
-def test_platt_identity_and_dict_round_trip() -> None:
-    probability = np.array([1e-4, 0.1, 0.5, 0.93, 1 - 1e-4])
-    np.testing.assert_allclose(IDENTITY.apply(probability), probability, atol=1e-12)
-    calibration = PlattCalibration(slope=0.83, intercept=-0.21)
-    assert PlattCalibration.from_dict(calibration.to_dict()) == calibration
-    assert PlattCalibration.from_dict(IDENTITY.to_dict()) == IDENTITY
+def test_post_processing_round_trips_through_json_and_serves_alike() -> None:
+    generator = np.random.default_rng(5)
+    race_ids = np.repeat(np.arange(40), 10)
+    raw = generator.random(400)
+    actual = (generator.random(400) < raw * 0.5).astype(int)
+    for postprocessor in (
+        RAW,
+        PostProcessing(calibrate=False, normalise=True),
+        PostProcessing().fit(race_ids, raw, actual),
+    ):
+        restored = from_dict(postprocessor.to_dict())
+        assert restored == postprocessor
+        assert np.array_equal(restored.apply(race_ids, raw), postprocessor.apply(race_ids, raw))
+    with pytest.raises(ValueError, match="unknown post-processing"):
+        from_dict({"kind": "isotonic"})
+
+
+def test_post_processing_that_needs_history_is_refused_without_it() -> None:
+    with pytest.raises(ValueError, match="earlier seasons"):
+        fit_on_history(PostProcessing(), [])
+    with pytest.raises(RuntimeError, match="fit the calibration"):
+        PostProcessing().apply(np.array([1, 1]), np.array([0.2, 0.3]))
 
 
 def test_platt_refuses_one_class_and_mismatched_lengths() -> None:
@@ -134,62 +136,3 @@ def test_logit_is_finite_at_0_and_1() -> None:
     assert np.isfinite(values).all()
     assert values[1] == 0.0
     assert values[0] == pytest.approx(-values[2])
-
-
-# Plackett-Luce
-
-
-@pytest.mark.parametrize("entrants", [5, 6])
-def test_plackett_luce_matches_brute_force_enumeration(entrants: int) -> None:
-    scores = np.random.default_rng(entrants).normal(size=entrants)
-    result = plackett_luce_top_k(scores, temperature=0.7)
-    np.testing.assert_allclose(result, brute_force_top_k(scores, 0.7), atol=1e-12)
-    assert result.sum() == pytest.approx(3.0, abs=1e-12)
-
-
-def test_plackett_luce_sums_to_three_and_ranks_by_score() -> None:
-    scores = np.random.default_rng(5).normal(size=22)
-    result = plackett_luce_top_k(scores, temperature=1.3)
-    assert result.sum() == pytest.approx(3.0, abs=1e-12)
-    assert (np.diff(result[np.argsort(scores)]) > 0).all()
-
-
-def test_plackett_luce_equal_scores_and_hot_temperature_are_uniform() -> None:
-    np.testing.assert_allclose(plackett_luce_top_k(np.zeros(8)), 3 / 8, atol=1e-12)
-    scores = np.random.default_rng(6).normal(size=20)
-    np.testing.assert_allclose(plackett_luce_top_k(scores, temperature=1e5), 3 / 20, atol=1e-4)
-
-
-def test_plackett_luce_cold_temperature_is_the_score_ranking() -> None:
-    # The rest of the field is e^-2500 weaker than the leader: a naive implementation divides
-    # zero by zero here.
-    scores = np.array([-200.0, 0.0, -50.0, -100.0, -150.0, -300.0])
-    result = plackett_luce_top_k(scores, temperature=0.02)
-    np.testing.assert_allclose(result, [0, 1, 1, 1, 0, 0], atol=1e-12)
-
-
-def test_plackett_luce_small_races_are_certain() -> None:
-    np.testing.assert_array_equal(plackett_luce_top_k(np.array([0.3, -1.0, 2.0])), 1.0)
-    np.testing.assert_array_equal(plackett_luce_top_k(np.array([0.3, -1.0])), 1.0)
-
-
-def test_plackett_luce_by_race_lines_up_with_shuffled_rows() -> None:
-    race_ids, scores = shuffled_races(seed=7, races=40, smallest=2, largest=12)
-    result = plackett_luce_by_race(race_ids, scores, temperature=0.8)
-    for race in np.unique(race_ids):
-        rows = race_ids == race
-        expected = plackett_luce_top_k(scores[rows], temperature=0.8)
-        np.testing.assert_allclose(result[rows], expected, atol=1e-12)
-
-
-def test_fit_temperature_recovers_the_simulating_temperature() -> None:
-    rng = np.random.default_rng(8)
-    races, drivers, true_temperature = 2000, 20, 1.8
-    scores = rng.normal(size=(races, drivers))
-    # Gumbel-max trick: sorting score / T plus Gumbel noise samples a Plackett-Luce order.
-    noisy = scores / true_temperature + rng.gumbel(size=(races, drivers))
-    finishing_position = np.argsort(np.argsort(-noisy, axis=1), axis=1)
-    actual = (finishing_position < PODIUM_PLACES).astype(int)
-    race_ids = np.repeat(np.arange(races), drivers)
-    fitted = fit_temperature(race_ids, scores.ravel(), actual.ravel())
-    assert fitted == pytest.approx(true_temperature, rel=0.15)

@@ -10,42 +10,19 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from models_py.registry import Decision, decide
-from scripts.build_warehouse import build
-from tests.helpers import run_predict, run_train, sqlite_uri
+from models_py import serving
+from models_py.features import load_feature_spec, read_features
+from tests.helpers import invoke_predict, invoke_train, sqlite_uri
 
 pytestmark = pytest.mark.slow
 
 MODEL = "podium-smoke"
 
 
-class FakeVersion:
-    version = "4"
-
-
-@pytest.mark.parametrize(
-    ("champion", "champion_brier", "promoted"),
-    [
-        (None, None, True),
-        (FakeVersion(), 0.09, True),
-        (FakeVersion(), 0.07, False),
-        (FakeVersion(), None, False),
-    ],
-)
-def test_decide(champion, champion_brier, promoted: bool) -> None:
-    decision = decide(0.08, champion, champion_brier)
-    assert isinstance(decision, Decision)
-    assert decision.promoted is promoted
-
-
 def train(store: Path, warehouse: Path, manifest: Path, *extra: str) -> str:
-    completed = run_train(
+    completed = invoke_train(
         warehouse,
         manifest,
-        "--trials",
-        "0",
-        # The podium model only: these runs compare its versions, not the challenger.
-        "--no-challenger",
         "--model-name",
         MODEL,
         "--tracking-uri",
@@ -64,9 +41,9 @@ def registry(real_warehouse: Path, real_manifest: Path, tmp_path_factory: pytest
     raw = ["--no-calibration", "--no-normalisation"]
     outputs = [
         # Raw probabilities with class weighting: inflated, a mediocre holdout Brier.
-        train(store, real_warehouse, real_manifest, *raw, "--scale-pos-weight", "4"),
+        train(store, real_warehouse, real_manifest, *raw, "--param", "scale_pos_weight=4"),
         # Heavier class weighting inflates every probability further: a worse holdout Brier.
-        train(store, real_warehouse, real_manifest, *raw, "--scale-pos-weight", "12"),
+        train(store, real_warehouse, real_manifest, *raw, "--param", "scale_pos_weight=12"),
         # The served recipe: no class weight, calibrated, normalised per race: a better Brier.
         train(store, real_warehouse, real_manifest),
         # Holdout 2023 is inside the champion's training seasons (2021-2023): no fair comparison.
@@ -103,95 +80,81 @@ def test_first_version_becomes_champion_worse_one_stays_challenger(registry) -> 
     rescored = float(second.tags["champion_holdout_brier_rescored"])
     assert rescored == pytest.approx(holdout_brier(client, MODEL, "1"), abs=1e-6)
     assert float(second.tags["holdout_brier"]) > rescored
-    for key in ("git_commit", "data_version", "features", "study_name", "decision", "onnx_version"):
+    for key in ("git_commit", "data_version", "features", "study_name", "decision"):
         assert key in second.tags
     assert "Challenger only" in second.description
 
 
-def test_better_version_takes_the_champion_alias_on_both_twins(registry) -> None:
+def test_better_version_takes_the_champion_alias(registry) -> None:
     _, outputs, client = registry
     assert "promoted to champion: holdout Brier" in outputs[2]
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "3"
-    onnx_champion = client.get_model_version_by_alias(f"{MODEL}-onnx", "champion")
-    assert str(onnx_champion.version) == "3"
-    assert onnx_champion.tags["lgbm_version"] == "3"
+    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == "4"
     third = client.get_model_version(MODEL, "3")
     assert float(third.tags["champion_holdout_brier_rescored"]) == pytest.approx(
         holdout_brier(client, MODEL, "1"), abs=1e-6
     )
 
 
-def test_predict_scores_the_upcoming_race_and_replaces_on_rescoring(
-    registry, real_warehouse: Path, real_manifest: Path, real_raw_dir: Path, tmp_path: Path
+def test_predict_keeps_every_forecast_beside_the_earlier_ones(
+    registry, real_warehouse: Path, real_manifest: Path
 ) -> None:
     store, _, _ = registry
-    first = run_predict(store, real_warehouse, real_manifest, "--model-name", MODEL)
+    first = invoke_predict(store, real_warehouse, real_manifest, "--model-name", MODEL)
     assert first.returncode == 0, first.stderr
-    assert "2025 round 19" in first.stdout
+    assert "2025 round 19" in first.stdout and "pre-qualifying" in first.stdout
     assert "Lando Norris" in first.stdout
-    again = run_predict(store, real_warehouse, real_manifest, "--model-name", MODEL)
+    # The shipped data has no qualifying or entry list for round 19: the user is told.
+    assert "entrants are the previous race's driver-team pairs" in first.stdout + first.stderr
+    again = invoke_predict(store, real_warehouse, real_manifest, "--model-name", MODEL)
     assert again.returncode == 0, again.stderr
-    past = run_predict(
+    past = invoke_predict(
         store, real_warehouse, real_manifest, "--model-name", MODEL, "--race-id", "1162"
     )
     assert past.returncode == 0, past.stderr
 
     files = sorted((store / "predictions").rglob("*.parquet"))
-    assert [file.name for file in files] == ["race_1162.parquet", "race_1163.parquet"]
-    [(rows, races, total)] = duckdb.sql(
-        f"select count(*), count(distinct race_id), sum(podium_probability) "
-        f"from read_parquet('{store / 'predictions'}/*/*/*.parquet')"
+    assert [file.parent.name for file in files] == ["race_1162", "race_1163", "race_1163"]
+    [(rows, races, forecasts, total)] = duckdb.sql(
+        "select count(*), count(distinct race_id), count(distinct forecast_id), "
+        f"sum(podium_probability) from read_parquet('{store / 'predictions'}/**/*.parquet')"
     ).fetchall()
-    assert (rows, races) == (40, 2)
-    assert 0 < total < 40
-
-    # dbt exposes the store beside the features, with the actual result where it is known.
-    warehouse = tmp_path / "with_predictions.duckdb"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PITWALL_PREDICTIONS_DIR", str(store / "predictions"))
-        build(warehouse, real_raw_dir, target_path=tmp_path / "target")
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
-        [(view_rows, known)] = connection.execute(
-            "select count(*), count(actual_podium) from predictions"
-        ).fetchall()
-    assert (view_rows, known) == (40, 20)
+    assert (rows, races, forecasts) == (60, 2, 3)
+    assert total == pytest.approx(9.0)
+    stored = pd.read_parquet(files[-1])
+    assert set(stored["moment"]) == {"pre_qualifying"}
+    assert set(stored["model_name"]) == {MODEL} and stored["replay"].isna().all()
+    assert len(stored["data_version"].iloc[0]) == 64
 
 
-def test_predict_serves_the_holdout_probabilities_the_champion_was_scored_on(
+def test_the_champion_serves_its_refit_and_keeps_its_holdout_model(
     registry, real_warehouse: Path, real_manifest: Path, tmp_path: Path
 ) -> None:
-    store, _, client = registry
+    _, _, client = registry
     champion = client.get_model_version_by_alias(MODEL, "champion")
+    # What the alias serves has seen every race with results up to the next one.
+    assert champion.tags["trained_through"] == "2022-2024 and 2025 rounds 1-18"
     holdout = pd.read_csv(
         client.download_artifacts(champion.run_id, "holdout_predictions.csv", str(tmp_path))
     )
-    race_id = int(holdout["race_id"].iloc[0])
-    completed = run_predict(
-        store,
-        real_warehouse,
-        real_manifest,
-        "--model-name",
-        MODEL,
-        "--race-id",
-        str(race_id),
-        "--store",
-        str(tmp_path / "predictions"),
+    # The evaluated holdout model travels with the version, and serves the holdout numbers.
+    model = mlflow.pyfunc.load_model(champion.tags["holdout_model_uri"])
+    features = serving.model_features(model)
+    rows = read_features(
+        real_warehouse, load_feature_spec(real_manifest), features, where="f.year = 2024"
+    ).frame
+    served = rows[["race_id", "driver_id"]].assign(
+        served=model.predict(serving.served_input(rows, features))
     )
-    assert completed.returncode == 0, completed.stderr
-    [stored] = (tmp_path / "predictions").rglob(f"race_{race_id}.parquet")
-    served = pd.read_parquet(stored).merge(
-        holdout, on=["race_id", "driver_id"], validate="one_to_one"
-    )
-    assert len(served) == (holdout["race_id"] == race_id).sum() > 0
-    # ONNX computes in float32; the post-processing is the same JSON the pyfunc applies.
-    assert (served["podium_probability"] - served["probability"]).abs().max() < 1e-5
-    assert served["podium_probability"].sum() == pytest.approx(3.0, abs=1e-9)
+    merged = served.merge(holdout, on=["race_id", "driver_id"], validate="one_to_one")
+    assert len(merged) == len(holdout) > 0
+    assert (merged["served"] - merged["probability"]).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--model-name", "no-such-model"], "no registered model 'no-such-model-onnx'"),
+        (["--model-name", "no-such-model"], "no registered model 'no-such-model'"),
         (["--model-name", MODEL, "--alias", "staging"], "with alias 'staging'"),
         (["--model-name", "podium-smoke' or name like '%"], "no registered model"),
         (["--model-name", MODEL, "--race-id", "999999"], "race 999999 is not in podium_features"),
@@ -201,7 +164,7 @@ def test_predict_refuses_unknown_models_aliases_and_races(
     registry, real_warehouse: Path, real_manifest: Path, extra: list[str], message: str
 ) -> None:
     store, _, _ = registry
-    completed = run_predict(store, real_warehouse, real_manifest, *extra)
+    completed = invoke_predict(store, real_warehouse, real_manifest, *extra)
     assert completed.returncode == 2
     assert message in completed.stderr
 
@@ -220,11 +183,9 @@ def test_names_with_quotes_and_filter_syntax_neither_break_nor_widen_lookups(
 ) -> None:
     store, _, client = registry
     tricky = f"{MODEL}' OR name LIKE '%"
-    completed = run_train(
+    completed = invoke_train(
         real_warehouse,
         real_manifest,
-        "--trials",
-        "0",
         "--experiment",
         'it\'s "quoted" OR 1=1',
         "--model-name",
@@ -234,8 +195,6 @@ def test_names_with_quotes_and_filter_syntax_neither_break_nor_widen_lookups(
     )
     assert completed.returncode == 0, completed.stderr
     # Had the champion lookup matched by pattern, it would have found podium-smoke's champion.
-    assert f"registered {tricky} v1 (ONNX v1): promoted to champion: no champion yet" in (
-        completed.stdout
-    )
+    assert f"registered {tricky} v1: promoted to champion: no champion yet" in (completed.stdout)
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "3"
     assert client.get_experiment_by_name('it\'s "quoted" OR 1=1') is not None

@@ -1,4 +1,6 @@
-"""A real `mlflow server` on loopback, a real `python train.py` against it over HTTP."""
+"""Team scale on real servers: PostgreSQL (pgserver, a real server on a Unix socket), an
+`mlflow server` on it over loopback HTTP, `train.py` against the server, and two `tune` workers
+sharing one Optuna study in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from models_py import onnx_export
-from models_py.dataset import load_feature_spec, read_features
-from tests.helpers import run_train
+from models_py.features import load_feature_spec, read_features
+from models_py.serving import model_features, served_input
+from tests.conftest import REPO_ROOT
+from tests.helpers import command, run_train
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +58,24 @@ def group_alive(group: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def postgres(tmp_path_factory: pytest.TempPathFactory):
+    """A PostgreSQL server with a database for MLflow and one for Optuna."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    try:
+        for database in ("mlflow", "optuna"):
+            server.psql(f"create database {database};")
+        yield {
+            database: server.get_uri(database).replace("postgresql://", "postgresql+psycopg2://")
+            for database in ("mlflow", "optuna")
+        }
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def server(postgres: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("server")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -63,7 +84,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             str(Path(sys.executable).parent / "mlflow"),
             "server",
             "--backend-store-uri",
-            f"sqlite:///{folder / 'server.db'}",
+            postgres["mlflow"],
             "--artifacts-destination",
             str(folder / "artifacts"),
             "--serve-artifacts",
@@ -100,7 +121,7 @@ def trained_on_server(server, real_warehouse: Path, real_manifest: Path):
     # Credentials in the URI must reach the server but never a param, a tag or the output.
     secret_url = url.replace("http://", f"http://pitwall:{SECRET}@")
     env = dict(os.environ, MLFLOW_TRACKING_URI=secret_url)
-    completed = run_train(real_warehouse, real_manifest, "--trials", "2", env=env)
+    completed = run_train(real_warehouse, real_manifest, env=env)
     assert completed.returncode == 0, completed.stderr
     mlflow.set_tracking_uri(url)
     return completed, MlflowClient(url)
@@ -123,17 +144,17 @@ def test_runs_artifacts_and_registry_over_http(
     )
     assert downloaded.read_text().startswith("valid_season,")
 
-    champion = client.get_model_version_by_alias("podium-lgbm", "champion")
-    assert champion.run_id == parent.info.run_id
-    onnx_model = mlflow.onnx.load_model("models:/podium-lgbm-onnx@champion")
-    data = read_features(real_warehouse, load_feature_spec(real_manifest))
-    rows = data.frame.loc[data.frame["is_upcoming"], data.features]
-    raw = onnx_export.predict(onnx_export.session(onnx_model), rows)
-    assert len(raw) == 20 and np.all(np.isfinite(raw))
-    # The served pyfunc, over HTTP too, turns the race into probabilities summing to 3.
-    pyfunc = mlflow.pyfunc.load_model("models:/podium-lgbm@champion")
-    upcoming = data.frame.loc[data.frame["is_upcoming"], ["race_id", *data.features]]
-    probability = np.asarray(pyfunc.predict(upcoming))
+    champion = client.get_model_version_by_alias("podium", "champion")
+    assert champion.tags["training_run_id"] == parent.info.run_id
+    # The champion, loaded over HTTP in one call, turns the upcoming race into probabilities
+    # summing to 3.
+    pyfunc = mlflow.pyfunc.load_model("models:/podium@champion")
+    features = model_features(pyfunc)
+    upcoming = read_features(
+        real_warehouse, load_feature_spec(real_manifest), features, where="f.is_upcoming"
+    ).frame
+    probability = np.asarray(pyfunc.predict(served_input(upcoming, features)))
+    assert len(probability) == 20
     assert np.all((probability > 0) & (probability < 1))
     assert probability.sum() == pytest.approx(3.0)
 
@@ -145,3 +166,44 @@ def test_no_secret_is_logged_or_printed(trained_on_server) -> None:
     for run in client.search_runs([experiment.experiment_id]):
         logged = " ".join([*run.data.params.values(), *run.data.tags.values()])
         assert SECRET not in logged
+
+
+def test_two_tune_workers_share_one_study_in_postgresql(
+    server, postgres: dict[str, str], real_warehouse: Path, real_manifest: Path
+) -> None:
+    url, _ = server
+    env = dict(os.environ, MLFLOW_TRACKING_URI=url)
+    arguments = [
+        "--worker",
+        "--storage",
+        postgres["optuna"],
+        "--study-name",
+        "team",
+        "--trials",
+        "2",
+        "--workers",
+        "1",
+    ]
+    workers = [
+        subprocess.Popen(
+            command("tune", real_warehouse, real_manifest, *arguments),
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr
+    study = optuna.load_study(study_name="team", storage=postgres["optuna"])
+    finished = [trial for trial in study.trials if trial.state.is_finished()]
+    assert len(finished) == 4
+    assert len({tuple(sorted(trial.params.items())) for trial in finished}) == 4
+    # Both workers' runs went to the one tracking server.
+    client = MlflowClient(url)
+    experiment = client.get_experiment_by_name("pitwall-podium")
+    studies = client.search_runs([experiment.experiment_id], "tags.`pitwall.role` = 'study'")
+    assert len(studies) == 2

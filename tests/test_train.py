@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -12,13 +10,12 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from models_py.dataset import load_feature_spec, read_features
-from tests.conftest import REPO_ROOT
+from models_py.features import load_feature_spec, read_features
+from models_py.serving import served_input
+from tests.helpers import invoke, sqlite_uri
 
 pytestmark = pytest.mark.slow
 
-SEASONS = ["--window", "3", "--first-cv-season", "2022", "--last-cv-season", "2023"]
-TRIALS = 3
 EXPECTED_ARTIFACTS = {
     "cv_fold_metrics.csv",
     "cv_predictions.csv",
@@ -26,22 +23,20 @@ EXPECTED_ARTIFACTS = {
     "plots/roc_curve_cv.png",
     "plots/calibration.png",
     "plots/probability_by_class_cv.png",
-    "plots/importance_split.png",
-    "plots/importance_gain.png",
 }
-# Only in the run of the served model (the podium model or the challenger, whichever won).
+# Only in the run of the served model.
 SERVED_ARTIFACTS = {
-    "feature_encoding.json",
-    "postprocessing.json",
+    "recipe.json",
     "cv_brier_by_season.csv",
     "plots/brier_by_season.png",
+    "plots/importance_split.png",
+    "plots/importance_gain.png",
 }
 CANDIDATES = (
     "baseline_rule",
     "baseline_naive",
     "baseline_logistic",
     "baseline_lgbm_default",
-    "lgbm_ranker",
     "lgbm",
 )
 
@@ -56,165 +51,123 @@ def all_artifacts(client: MlflowClient, run_id: str, path: str | None = None) ->
 @pytest.fixture(scope="module")
 def trained(real_warehouse: Path, real_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("mlflow")
-    tracking_uri = f"sqlite:///{folder / 'mlruns.db'}"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            *SEASONS,
-            "--trials",
-            str(TRIALS),
-            "--test-season",
-            "2024",
-            "--experiment",
-            "smoke",
-            "--tracking-uri",
-            tracking_uri,
-            "--artifact-root",
-            str(folder / "mlartifacts"),
-            "--warehouse",
-            str(real_warehouse),
-            "--dbt-manifest",
-            str(real_manifest),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
+    completed = invoke(
+        "train",
+        real_warehouse,
+        real_manifest,
+        "--experiment",
+        "smoke",
+        "--tracking-uri",
+        sqlite_uri(folder),
+        "--artifact-root",
+        str(folder / "mlartifacts"),
     )
     assert completed.returncode == 0, completed.stderr
-    mlflow.set_tracking_uri(tracking_uri)
-    return completed.stdout, MlflowClient(tracking_uri)
-
-
-def test_study_run_has_one_nested_run_per_trial_and_its_plots(trained) -> None:
-    _, client = trained
-    experiment = client.get_experiment_by_name("smoke")
-    runs = client.search_runs([experiment.experiment_id])
-    [study] = [run for run in runs if run.data.tags.get("pitwall.role") == "study"]
-    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == study.info.run_id]
-    assert sorted(run.data.tags["optuna.trial_number"] for run in trials) == ["0", "1", "2"]
-    assert all("mean_brier" in run.data.metrics for run in trials)
-    assert study.data.metrics["best_mean_brier"] == min(
-        run.data.metrics["mean_brier"] for run in trials
-    )
-    plots = all_artifacts(client, study.info.run_id)
-    assert {"study/study_optimization_history.png", "study/study_slice.png"} <= plots
+    mlflow.set_tracking_uri(sqlite_uri(folder))
+    client = MlflowClient(sqlite_uri(folder))
+    runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
+    return completed.stdout, client, runs
 
 
 def test_prints_progress_and_a_summary_table(trained) -> None:
-    stdout, _ = trained
-    assert "fold  2/2 train 2020-2022 → valid 2023" in stdout
+    stdout, _, _ = trained
+    assert "lgbm fold  2/2 train 2020-2022 → valid 2023" in stdout
     for model in CANDIDATES:
         assert f"\n{model} " in stdout
-    assert "serving lgbm" in stdout
+    assert "registered podium v1: promoted to champion: no champion yet" in stdout
 
 
-def test_run_tree_params_tags_and_metrics(trained) -> None:
-    _, client = trained
-    experiment = client.get_experiment_by_name("smoke")
-    runs = client.search_runs([experiment.experiment_id])
-    parents = [run for run in runs if run.data.tags.get("pitwall.role") == "lgbm"]
-    assert len(parents) == 1
-    parent = parents[0]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+def test_runs_params_tags_and_metrics(trained) -> None:
+    _, client, runs = trained
+    by_role = {run.data.tags.get("pitwall.role"): run for run in runs}
+    assert set(CANDIDATES) <= set(by_role)
+    # The default training runs no study and no research challenger.
+    assert "study" not in by_role and "lgbm_ranker" not in by_role
+    served = by_role["lgbm"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == served.info.run_id]
     assert sorted(child.data.params["valid_season"] for child in children) == ["2022", "2023"]
-    assert all("brier" in child.data.metrics for child in children)
 
-    params = parent.data.params
-    assert params["window"] == "3"
-    assert params["test_season"] == "2024"
+    params = served.data.params
+    assert (params["window"], params["test_season"]) == ("3", "2024")
     assert params["cv_valid_seasons"] == "2022,2023"
     assert "driver_podium_rate_10" in params["features"]
     assert params["model.deterministic"] == "True"
-    assert "model.num_leaves" in params
+    assert params["postprocessing"].startswith("Platt calibration (slope ")
+    assert params["postprocessing"].endswith("then per-race normalisation to 3")
 
-    tags = parent.data.tags
+    tags = served.data.tags
     assert len(tags["git_commit"]) >= 40
     assert len(tags["data_version"]) == 64
-    # The practice source the features were built from (f1db, loaded by the test session).
     assert len(tags["practice_data_version"]) == 64
     assert len(tags["features_sql_sha256"]) == 64
+    assert tags["pitwall.served"] == "true"
 
-    metrics = parent.data.metrics
+    metrics = served.data.metrics
     for name in ("auc", "brier", "log_loss", "top3_hit_rate", "race_mass_error"):
         assert f"cv_{name}_mean" in metrics and f"cv_{name}_std" in metrics
         assert f"holdout_{name}" in metrics
     assert 0.5 < metrics["cv_auc_mean"] <= 1.0
-    assert parent.info.status == "FINISHED"
+    assert served.info.status == "FINISHED"
+    # The evaluation window, and the serving refit's window when it is logged in the same run.
+    dataset_inputs = client.get_run(served.info.run_id).inputs.dataset_inputs
+    names = {found.dataset.name for found in dataset_inputs}
+    assert "podium_features_2021_2023" in names
+    assert all("pitwall.duckdb" in found.dataset.source for found in dataset_inputs)
 
-    [served] = [run for run in runs if run.data.tags.get("pitwall.served") == "true"]
-    [dataset_input] = client.get_run(served.info.run_id).inputs.dataset_inputs
-    assert dataset_input.dataset.name == "podium_features_2021_2023"
-    assert dataset_input.dataset.digest
-    assert "pitwall.duckdb" in dataset_input.dataset.source
-
-    assert params["postprocessing"].startswith("Platt calibration (slope ")
-    assert params["postprocessing"].endswith("then per-race normalisation to 3")
-    assert params["model.scale_pos_weight"] == "1.0"
-
-    by_role = {run.data.tags.get("pitwall.role"): run for run in runs}
     for name in CANDIDATES:
         assert "cv_brier_lift_vs_rule" in by_role[name].data.metrics
-    for name in ("lgbm", "lgbm_ranker", "baseline_logistic"):
+    for name in ("lgbm", "baseline_logistic"):
         beaten = by_role[name].data.metrics["cv_folds_beating_naive"]
         assert beaten == int(beaten) and 0 <= beaten <= 2
     # Normalised candidates give every race exactly three podium places' worth of probability.
-    for name in ("lgbm", "lgbm_ranker", "baseline_naive"):
+    for name in ("lgbm", "baseline_naive"):
         assert by_role[name].data.metrics["cv_race_mass_error_mean"] < 1e-6
         assert by_role[name].data.metrics["holdout_race_mass_error"] < 1e-6
     assert by_role["baseline_rule"].data.metrics["cv_race_mass_error_mean"] > 0.01
 
 
-def served_run(client: MlflowClient):
-    experiment = client.get_experiment_by_name("smoke")
-    [served] = client.search_runs([experiment.experiment_id], "tags.`pitwall.served` = 'true'")
-    return served
-
-
-def test_artifacts_and_the_served_model_give_the_holdout_numbers(
+def test_artifacts_the_champion_refit_and_its_holdout_model_in_one_call_each(
     trained, real_warehouse: Path, real_manifest: Path, tmp_path: Path
 ) -> None:
-    _, client = trained
-    experiment = client.get_experiment_by_name("smoke")
-    for run in client.search_runs([experiment.experiment_id]):
-        if run.data.tags.get("pitwall.role", "").startswith(("baseline", "lgbm")):
-            assert all_artifacts(client, run.info.run_id) >= EXPECTED_ARTIFACTS - {
-                "plots/importance_split.png",
-                "plots/importance_gain.png",
-            }
-    served = served_run(client)
-    assert served.data.tags["pitwall.role"] in ("lgbm", "lgbm_ranker")
+    _, client, runs = trained
+    for candidate in runs:
+        if candidate.data.tags.get("pitwall.role", "").startswith("baseline"):
+            assert all_artifacts(client, candidate.info.run_id) >= EXPECTED_ARTIFACTS
+    [served] = [
+        found
+        for found in runs
+        if found.data.tags.get("pitwall.served") == "true"
+        and found.data.tags.get("pitwall.moment") == "pre_qualifying"
+    ]
     assert all_artifacts(client, served.info.run_id) >= EXPECTED_ARTIFACTS | SERVED_ARTIFACTS
-
     holdout = pd.read_csv(
         client.download_artifacts(served.info.run_id, "holdout_predictions.csv", str(tmp_path))
     )
     # Every race of the holdout sums to three podium places, none above 1.
     sums = holdout.groupby("race_id")["probability"].sum()
     assert np.allclose(sums, 3.0, atol=1e-9) and holdout["probability"].max() < 1
-    pooled = pd.read_csv(
-        client.download_artifacts(served.info.run_id, "cv_predictions.csv", str(tmp_path))
-    )
-    assert list(pooled.columns) == [
-        "race_id",
-        "driver_id",
-        "year",
-        "round",
-        "probability",
-        "actual",
-    ]
-    assert sorted(pooled["year"].unique()) == [2022, 2023]
 
-    # The pyfunc model serves the very numbers the holdout metrics were computed on.
-    data = read_features(real_warehouse, load_feature_spec(real_manifest))
-    rows = data.past[data.past["year"] == 2024]
-    pyfunc = mlflow.pyfunc.load_model(served.data.tags["model_uri"])
-    served_probability = np.asarray(pyfunc.predict(rows[["race_id", *data.features]]))
-    merged = rows[["race_id", "driver_id"]].assign(served=served_probability)
+    # One registered model per moment. The champion, loaded in one call, serves the refit:
+    # probabilities for every race, three podium places each.
+    registered = sorted(model.name for model in client.search_registered_models())
+    assert registered == ["podium", "podium-post-qualifying"]
+    champion = mlflow.pyfunc.load_model("models:/podium@champion")
+    spec = load_feature_spec(real_manifest)
+    rows = read_features(real_warehouse, spec, where="f.year = 2024 and not f.is_upcoming").frame
+    features = list(champion.metadata.get_input_schema().input_names())[1:]
+    refit = rows[["race_id"]].assign(p=np.asarray(champion.predict(served_input(rows, features))))
+    assert np.allclose(refit.groupby("race_id")["p"].sum(), 3.0, atol=1e-6)
+
+    # The evaluated holdout model travels with the version, and serves the holdout numbers.
+    version = client.get_model_version_by_alias("podium", "champion")
+    assert version.tags["holdout_model_uri"] == served.data.tags["holdout_model_uri"]
+    assert version.tags["holdout_train_first"] == "2021"
+    holdout_model = mlflow.pyfunc.load_model(version.tags["holdout_model_uri"])
+    probability = np.asarray(holdout_model.predict(served_input(rows, features)))
+    merged = rows[["race_id", "driver_id"]].assign(served=probability)
     merged = merged.merge(holdout, on=["race_id", "driver_id"], validate="one_to_one")
     assert len(merged) == len(holdout)
-    assert np.abs(merged["served"] - merged["probability"]).max() <= 1e-9
-    assert served.data.metrics["pyfunc_max_abs_diff"] <= 1e-9
-    assert served.data.metrics["onnx_max_abs_diff"] <= 1e-5
+    assert np.abs(merged["served"] - merged["probability"]).max() <= 1e-5
+    assert served.data.metrics["served_max_abs_diff"] <= 1e-5
     brier = float(np.mean((merged["probability"] - merged["actual"]) ** 2))
     assert brier == pytest.approx(served.data.metrics["holdout_brier"], abs=1e-12)

@@ -1,56 +1,200 @@
-"""Several worker processes share one Optuna study through a journal file, losing nothing."""
+"""The study: named after its protocol, resumable, pruned on folds, and the very CV protocol
+training runs (same parameters, same mean Brier)."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
+import sqlalchemy.exc
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
-from models_py.tuning import FINISHED, storage_from_url
+from models_py import tuning
+from models_py.evaluation import CrossValidation
+from models_py.folds import window_before
+from models_py.settings import Protocol
 from tests.conftest import REPO_ROOT
-from tests.helpers import run_train, sqlite_uri
-
-pytestmark = pytest.mark.slow
-
-TRIALS = 6
+from tests.helpers import command, invoke, sqlite_uri
+from tests.synthetic import synthetic_table
 
 
-def test_two_workers_fill_one_study_exactly(
+def test_study_names_follow_the_protocol_and_a_mismatch_is_refused() -> None:
+    name = tuning.study_name(Protocol(), "abcdef0123456789")
+    assert name == "podium-pre-qualifying-w10-cv2001-2024-cal5-abcdef0123"
+    assert tuning.study_name(Protocol(window=8), "abcdef0123456789") != name
+    study = optuna.create_study(study_name="s")
+    recorded = tuning.study_protocol(Protocol(), "sha", "pre_qualifying")
+    tuning.check_protocol(study, recorded)
+    tuning.check_protocol(study, recorded)
+    with pytest.raises(tuning.StudyError, match="window '10' here '3'"):
+        tuning.check_protocol(
+            study, tuning.study_protocol(Protocol(window=3), "sha", "pre_qualifying")
+        )
+
+
+def test_storages_default_to_the_journal_file_in_the_repository(tmp_path: Path) -> None:
+    default = tuning.storage_from_url(None)
+    assert isinstance(default, optuna.storages.JournalStorage)
+    assert tuning.dashboard_storage(None) == str(REPO_ROOT / "optuna.journal")
+    rdb = tuning.storage_from_url(f"sqlite:///{tmp_path / 'studies.db'}")
+    assert isinstance(rdb, optuna.storages.RDBStorage)
+    journal = tuning.storage_from_url(f"journal:{tmp_path / 's.journal'}")
+    assert isinstance(journal, optuna.storages.JournalStorage)
+
+
+def test_workers_racing_to_create_the_schema_open_the_storage_once_it_exists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    attempts: list[str] = []
+
+    def opened_by_the_third_attempt(url: str) -> str:
+        attempts.append(url)
+        if len(attempts) < 3:
+            raise sqlalchemy.exc.IntegrityError("CREATE TYPE studydirection", {}, Exception())
+        return "storage"
+
+    monkeypatch.setattr(tuning, "RDBStorage", opened_by_the_third_attempt)
+    monkeypatch.setattr(tuning.time, "sleep", lambda _seconds: None)
+    assert tuning.rdb_storage("postgresql://u@db/optuna") == "storage"
+    assert len(attempts) == 3
+    attempts.clear()
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        tuning.rdb_storage("postgresql://u@db/optuna", attempts=2)
+    assert len(attempts) == 2
+
+
+def test_progress_prints_one_line_per_trial(capsys: pytest.CaptureFixture[str]) -> None:
+    study = optuna.create_study()
+    values = iter([0.09, 0.07, 0.08])
+    study.optimize(lambda trial: next(values), n_trials=3, callbacks=[tuning.Progress(3)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("  trial 1/3 · 0.0900 · best 0.0900 (trial 0) · ETA ")
+    assert lines[1].startswith("  trial 2/3 · 0.0700 · best 0.0700 (trial 1) · ETA ")
+    assert lines[2] == "  trial 3/3 · 0.0800 · best 0.0700 (trial 1) · done"
+
+
+def test_the_wilcoxon_pruner_stops_trials_that_are_worse_on_the_same_folds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def small_space(trial: optuna.Trial) -> dict:
+        # The real space's shape with few rounds, so that a trial takes a moment.
+        return {
+            "n_estimators": trial.suggest_int("n_estimators", 5, 40),
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 2, 16),
+            "min_child_samples": trial.suggest_int("min_child_samples", 5, 60),
+        }
+
+    monkeypatch.setattr(tuning, "search_space", small_space)
+    table = synthetic_table(first=1990, last=2010)
+    cv = CrossValidation(table, ("pace",), 2, 2, 1, workers=2)
+    folds = [window_before(season, 2) for season in range(1995, 2011)]
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3), pruner=tuning.pruner())
+    study.optimize(tuning.Objective(cv, folds), n_trials=15)
+    states = [trial.state for trial in study.trials]
+    assert TrialState.PRUNED in states
+    pruned = [trial for trial in study.trials if trial.state == TrialState.PRUNED]
+    assert all(
+        tuning.PRUNER_STARTUP_STEPS <= trial.user_attrs["folds_evaluated"] < len(folds)
+        for trial in pruned
+    )
+
+
+@pytest.mark.slow
+def test_tune_resumes_its_study_and_train_reproduces_its_brier(
     real_warehouse: Path, real_manifest: Path, tmp_path: Path
 ) -> None:
-    storage = f"journal:{tmp_path / 'study.log'}"
+    storage = str(tmp_path / "study.journal")
+    common = ["--storage", storage, "--tracking-uri", sqlite_uri(tmp_path)]
+    first = invoke("tune", real_warehouse, real_manifest, "--trials", "2", *common)
+    assert first.returncode == 0, first.stderr
+    second = invoke("tune", real_warehouse, real_manifest, "--trials", "2", *common)
+    assert second.returncode == 0, second.stderr
+    assert ": 2 trials so far, adding 2" in second.stdout
+    assert "  trial 2/2 · " in second.stdout
+    [name] = optuna.get_all_study_names(tuning.storage_from_url(storage))
+    assert name.startswith("podium-pre-qualifying-w3-cv2022-2023-cal5-")
+    study = optuna.load_study(study_name=name, storage=tuning.storage_from_url(storage))
+    assert len(study.trials) == 4
+    assert f"train.py train --params-from-study {name}" in second.stdout
+
+    # The same parameters through `train` give the same mean CV Brier: one protocol.
+    trained = invoke(
+        "train",
+        real_warehouse,
+        real_manifest,
+        "--no-baselines",
+        "--moment",
+        "pre-qualifying",
+        "--params-from-study",
+        *common,
+    )
+    assert trained.returncode == 0, trained.stderr
+    client = MlflowClient(sqlite_uri(tmp_path))
+    experiment = client.get_experiment_by_name("pitwall-podium")
+    runs = client.search_runs([experiment.experiment_id])
+    [served] = [found for found in runs if found.data.tags.get("pitwall.role") == "lgbm"]
+    assert served.data.metrics["cv_brier_mean"] == pytest.approx(study.best_value, abs=1e-12)
+    assert f"best of study {name}" in trained.stdout
+    # Each tune call is one MLflow run with a nested run per trial.
+    studies = [found for found in runs if found.data.tags.get("pitwall.role") == "study"]
+    assert len(studies) == 2
+    for parent in studies:
+        trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert len(trials) == 2
+    mlflow.set_tracking_uri(sqlite_uri(tmp_path))
+
+
+@pytest.mark.slow
+def test_a_study_tuned_for_other_folds_is_refused(
+    real_warehouse: Path, real_manifest: Path, tmp_path: Path
+) -> None:
+    common = ["--storage", str(tmp_path / "s.journal"), "--study-name", "s", "--trials", "1"]
+    first = invoke(
+        "tune", real_warehouse, real_manifest, *common, "--tracking-uri", sqlite_uri(tmp_path)
+    )
+    assert first.returncode == 0, first.stderr
+    other = invoke(
+        "tune",
+        real_warehouse,
+        real_manifest,
+        *common,
+        "--window",
+        "2",
+        "--tracking-uri",
+        sqlite_uri(tmp_path / "b"),
+    )
+    assert other.returncode == 2
+    assert "study 's' was tuned for other settings: window '3' here '2'" in other.stderr
+
+
+@pytest.mark.slow
+def test_two_workers_add_their_trials_to_one_study(
+    real_warehouse: Path, real_manifest: Path, tmp_path: Path
+) -> None:
+    storage = str(tmp_path / "shared.journal")
     workers = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "train.py",
-                "--tune-only",
+            command(
+                "tune",
+                real_warehouse,
+                real_manifest,
+                "--worker",
                 "--storage",
                 storage,
                 "--study-name",
                 "shared",
                 "--trials",
-                str(TRIALS),
-                "--window",
-                "3",
-                "--first-cv-season",
-                "2021",
-                "--last-cv-season",
-                "2023",
-                "--test-season",
-                "2024",
-                "--threads",
+                "2",
+                "--workers",
                 "1",
-                "--warehouse",
-                str(real_warehouse),
-                "--dbt-manifest",
-                str(real_manifest),
                 "--tracking-uri",
-                f"sqlite:///{tmp_path / f'worker{index}.db'}",
-            ],
+                sqlite_uri(tmp_path / f"worker{index}"),
+            ),
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -61,36 +205,8 @@ def test_two_workers_fill_one_study_exactly(
     outputs = [worker.communicate(timeout=600) for worker in workers]
     for worker, (_, stderr) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, stderr
-
-    study = optuna.load_study(study_name="shared", storage=storage_from_url(storage))
-    finished = study.get_trials(states=FINISHED)
-    assert len(finished) == TRIALS
-    assert len({trial.number for trial in finished}) == TRIALS
+    study = optuna.load_study(study_name="shared", storage=tuning.storage_from_url(storage))
+    finished = [trial for trial in study.trials if trial.state.is_finished()]
+    assert len(finished) == 4
     # Workers draw their own parameters: no setting was evaluated twice.
-    assert len({tuple(sorted(trial.params.items())) for trial in finished}) == TRIALS
-    # Every finished trial was reported by exactly one worker: none run twice.
-    reported = [line for stdout, _ in outputs for line in stdout.splitlines() if "  trial " in line]
-    finished_lines = [line for line in reported if "complete" in line or "pruned" in line]
-    assert len(finished_lines) == TRIALS
-
-
-def test_joining_a_study_tuned_for_other_folds_is_refused(
-    real_warehouse: Path, real_manifest: Path, tmp_path: Path
-) -> None:
-    storage = f"journal:{tmp_path / 'study.log'}"
-    common = ["--tune-only", "--storage", storage, "--study-name", "s", "--trials", "1"]
-    first = run_train(
-        real_warehouse, real_manifest, *common, "--tracking-uri", sqlite_uri(tmp_path / "a")
-    )
-    assert first.returncode == 0, first.stderr
-    other_window = run_train(
-        real_warehouse,
-        real_manifest,
-        *common,
-        "--window",
-        "2",
-        "--tracking-uri",
-        sqlite_uri(tmp_path / "b"),
-    )
-    assert other_window.returncode == 2
-    assert "study 's' was tuned for other settings: window '3' here '2'" in other_window.stderr
+    assert len({tuple(sorted(trial.params.items())) for trial in finished}) == 4

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from scripts.build_warehouse import SKIP_TESTS, BuildError, build
+from scripts.build_warehouse import SKIP_TESTS, build
 from scripts.load_data import LoadError, load
 from tests.conftest import REPO_ROOT, read_csv_rows
 
@@ -43,6 +43,18 @@ def test_one_row_per_past_entry_and_no_duplicates(real_warehouse: Path, real_raw
     )
     assert past_rows == len(entries)
     assert distinct_pairs == past_rows
+
+    # The measured candidates have exactly the feature table's rows, key for key.
+    [(unmatched, candidate_rows, feature_rows)] = query(
+        real_warehouse,
+        "select count(*) filter (where features.race_id is null or candidates.race_id is null), "
+        "count(candidates.race_id), count(features.race_id) "
+        "from podium_features as features "
+        "full outer join podium_feature_candidates as candidates "
+        "using (race_id, driver_id)",
+    )
+    assert unmatched == 0
+    assert candidate_rows == feature_rows
 
 
 def test_podium_target_matches_the_raw_results(real_warehouse: Path, real_raw_dir: Path) -> None:
@@ -117,10 +129,26 @@ def test_features_are_typed_by_the_contract(real_warehouse: Path) -> None:
     assert types["driver_id"] == "INTEGER"
     assert types["driver_podium_rate_10"] == "DOUBLE"
     assert types["is_home_race"] == "BOOLEAN"
+    assert types["driver_ref"] == "VARCHAR"
+    # Candidates measured only in the ablation live apart from the analysts' contract.
+    assert "circuit_ref" not in types
+    assert not any(name.endswith("_ungated") or "_ungated_" in name for name in types)
+
+    candidate_types = dict(
+        query(
+            real_warehouse,
+            "select column_name, data_type from information_schema.columns "
+            "where table_name = 'podium_feature_candidates'",
+        )
+    )
+    assert candidate_types["driver_identifier"] == "VARCHAR"
+    assert candidate_types["calendar_year"] == "INTEGER"
+    assert candidate_types["practice_laps_ungated"] == "INTEGER"
 
 
-def test_docs_generate_shows_lineage_to_the_exposure(real_warehouse: Path, tmp_path: Path) -> None:
-    env = dict(os.environ, PITWALL_DUCKDB=str(real_warehouse))
+def test_docs_generate_shows_lineage_to_the_exposure(warehouse_copy: Path, tmp_path: Path) -> None:
+    # On a copy: dbt opens its warehouse for writing, which would lock out the other readers.
+    env = dict(os.environ, PITWALL_DUCKDB=str(warehouse_copy))
     subprocess.run(
         [
             str(Path(sys.executable).parent / "dbt"),
@@ -140,15 +168,18 @@ def test_docs_generate_shows_lineage_to_the_exposure(real_warehouse: Path, tmp_p
     )
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     catalog = json.loads((tmp_path / "catalog.json").read_text())
-    assert "model.pitwall.podium_features" in catalog["nodes"]
+    marts = ["model.pitwall.podium_features", "model.pitwall.podium_feature_candidates"]
+    assert all(mart in catalog["nodes"] for mart in marts)
 
     exposure = manifest["exposures"]["exposure.pitwall.podium_model_training"]
-    assert exposure["depends_on"]["nodes"] == ["model.pitwall.podium_features"]
+    # Training reads the features and logs the drift report beside the served run.
+    read = [*marts, "model.pitwall.feature_drift"]
+    assert sorted(exposure["depends_on"]["nodes"]) == sorted(read)
 
-    # Walk the lineage upwards from the feature table: it must reach every raw source it reads.
+    # Walk the lineage upwards from the marts: it must reach every raw source they read.
     parents = manifest["parent_map"]
     seen: set[str] = set()
-    frontier = ["model.pitwall.podium_features"]
+    frontier = list(marts)
     while frontier:
         node = frontier.pop()
         for parent in parents.get(node, []):
@@ -222,38 +253,7 @@ def test_bad_input_leaves_raw_data_and_warehouse_as_they_were(
     assert expected in str(failure.value)
     assert {path.name: sha256(path) for path in raw_dir.iterdir()} == raw_before
 
-    # The refresh that follows the rejected load rebuilds from the untouched raw data, so
-    # analysts keep exactly the feature rows they had.
-    features = "select * from podium_features order by race_id, driver_id"
-    rows_before = query(warehouse_copy, features)
-    build(warehouse_copy, raw_dir, SKIP_TESTS, target_path=tmp_path / "target")
-    assert sha256(warehouse_copy) != warehouse_before  # a new file was swapped in...
-    assert query(warehouse_copy, features) == rows_before  # ...with the same content
-
-
-def test_failed_dbt_build_keeps_the_previous_warehouse(
-    real_raw_dir: Path, warehouse_copy: Path, tmp_path: Path
-) -> None:
-    # Valid for the loader, but a status with no category fails a dbt data test after models
-    # have already been built into the new file.
-    raw_dir = tmp_path / "raw"
-    shutil.copytree(real_raw_dir, raw_dir)
-    with (raw_dir / "status.csv").open("a", encoding="utf-8") as handle:
-        handle.write('999,"Gremlins"\n')
-    before = sha256(warehouse_copy)
-
-    with pytest.raises(BuildError, match="unchanged"):
-        build(warehouse_copy, raw_dir, target_path=tmp_path / "target")
-    # dbt's manifest (the feature list training reads) was not replaced either.
-    assert not (tmp_path / "target").exists()
-
-    assert sha256(warehouse_copy) == before
-    assert (
-        sorted(path.name for path in warehouse_copy.parent.iterdir() if "building" in path.name)
-        == []
-    )
-    [(rows,)] = query(warehouse_copy, "select count(*) from podium_features")
-    assert rows > 0
+    assert sha256(warehouse_copy) == warehouse_before
 
 
 def test_refresh_is_not_blocked_by_a_reader_and_swaps_atomically(
@@ -263,12 +263,15 @@ def test_refresh_is_not_blocked_by_a_reader_and_swaps_atomically(
     try:
         [(rows_before,)] = reader.execute("select count(*) from podium_features").fetchall()
         inode_before = warehouse_copy.stat().st_ino
+        features = "select * from podium_features order by race_id, driver_id"
+        features_before = reader.execute(features).fetchall()
 
         build(warehouse_copy, real_raw_dir, SKIP_TESTS, target_path=tmp_path / "target")
 
         assert warehouse_copy.stat().st_ino != inode_before
-        # The open reader still sees the complete old file; new readers see the new one.
+        # The open reader still sees the complete old file; new readers see the new one, built
+        # from the same raw data: the same feature rows (a refresh after a rejected load).
         assert reader.execute("select count(*) from podium_features").fetchall() == [(rows_before,)]
-        assert query(warehouse_copy, "select count(*) from podium_features") == [(rows_before,)]
+        assert query(warehouse_copy, features) == features_before
     finally:
         reader.close()

@@ -4,8 +4,8 @@
     (the value minus the race's third-best value, signed so that positive = better than the
     third-best). This is how a model sees who the favourites are in this particular field.
 
-    Both are windows over the race's rows of the feature table, whose features are all known
-    before the start, so they add no information from the race itself. Null where the entrant's
+    Both are windows over the race's rows (one per entrant) of values that are all known before
+    the start, so they add no information from the race itself (`int_race_relative_features`). Null where the entrant's
     value is null; the gap is null when fewer than three entrants have a value.
 
     column           a feature column of the relation, one row per (race, driver)

@@ -12,6 +12,9 @@ with pairs as (
 
 )
 
-select nationality, country, row_count
+select
+    nationality,
+    country,
+    row_count
 from pairs
 where row_count > 1

@@ -31,4 +31,4 @@ inner join f1db_drivers on unmapped.f1db_driver_id = f1db_drivers.f1db_driver_id
 inner join entries on unmapped.race_id = entries.race_id
 inner join ergast_drivers
     on entries.driver_id = ergast_drivers.driver_id
-    and ergast_drivers.date_of_birth = f1db_drivers.date_of_birth
+    and f1db_drivers.date_of_birth = ergast_drivers.date_of_birth

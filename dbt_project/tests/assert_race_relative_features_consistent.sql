@@ -1,6 +1,7 @@
--- The race-relative columns of podium_features (macro race_relative) must agree with the feature
--- they place in the race's field. For each ranked feature, with n = the race's entrants that have
--- a value, rank = 1 + the entrants strictly better (ties share a rank) and
+-- The race-relative columns of the marts (macro race_relative, via int_race_relative_features)
+-- must agree with the feature they place in the race's field. For each ranked feature, with
+-- n = the race's entrants that have a value, rank = 1 + the entrants strictly better (ties share
+-- a rank) and
 -- gap = value - third-best value, signed so that positive = better than the third-best:
 --   * the rank is null exactly when the value is null, and 1 <= rank <= n;
 --   * entrants with the same value share a rank;
@@ -13,31 +14,35 @@
 -- Ties at the top (10, 10, 10, 9) give ranks 1, 1, 1, 4 and gaps 0, 0, 0, -1; ties at third
 -- (10, 9, 9, 9) give ranks 1, 2, 2, 2 and gaps 1, 0, 0, 0. Returns one row per violation.
 {%- set features = [
-    'driver_podium_rate_10',
-    'driver_points_per_race_10',
-    'constructor_points_per_car_5',
-    'constructor_mean_start_5',
-    'constructor_qualifying_gap_pct_3',
-    'driver_standings_points_share',
+    ('podium_features', 'driver_podium_rate_10'),
+    ('podium_features', 'driver_points_per_race_10'),
+    ('podium_features', 'constructor_points_per_car_5'),
+    ('podium_features', 'constructor_mean_start_5'),
+    ('podium_features', 'constructor_qualifying_gap_pct_3'),
+    ('podium_features', 'driver_standings_points_share'),
+    ('podium_features', 'practice_best_gap_pct'),
+    ('podium_features', 'practice_team_best_gap_pct'),
+    ('podium_feature_candidates', 'practice_best_gap_pct_ungated'),
+    ('podium_feature_candidates', 'practice_team_best_gap_pct_ungated'),
 ] %}
 
 with
 
 placed as (
-    {%- for feature in features %}
-    select
-        race_id,
-        driver_id,
-        '{{ feature }}' as feature,
-        {{ feature }} as feature_value,
-        {{ feature }}_race_rank as race_rank,
-        {{ feature }}_gap_to_third as gap_to_third,
-        count({{ feature }}) over (partition by race_id) as entrants_with_value,
-        {{ feature }}_race_rank <> min({{ feature }}_race_rank) over (
-            partition by race_id, {{ feature }}
-        ) as splits_a_tie
-    from {{ ref('podium_features') }}
-    {% if not loop.last %}union all{% endif %}
+    {%- for mart, feature in features %}
+        select
+            race_id,
+            driver_id,
+            '{{ feature }}' as feature,
+            {{ feature }} as feature_value,
+            {{ feature }}_race_rank as race_rank,
+            {{ feature }}_gap_to_third as gap_to_third,
+            count({{ feature }}) over (partition by race_id) as entrants_with_value,
+            {{ feature }}_race_rank <> min({{ feature }}_race_rank) over (
+                partition by race_id, {{ feature }}
+            ) as splits_a_tie
+        from {{ ref(mart) }}
+        {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 )
 

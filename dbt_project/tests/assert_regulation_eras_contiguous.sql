@@ -18,32 +18,52 @@ with eras as (
 
 violations as (
 
-    select era_name, first_year, last_year, 'first era does not start in 1950' as problem
+    select
+        era_name,
+        first_year,
+        last_year,
+        'first era does not start in 1950' as problem
     from eras
     where era_position = 1 and first_year <> 1950
 
     union all
 
-    select era_name, first_year, last_year, 'gap or overlap with the previous era' as problem
+    select
+        era_name,
+        first_year,
+        last_year,
+        'gap or overlap with the previous era' as problem
     from eras
     where era_position > 1
-      and (previous_last_year is null or first_year <> previous_last_year + 1)
+        and (previous_last_year is null or first_year <> previous_last_year + 1)
 
     union all
 
-    select era_name, first_year, last_year, 'only the last era may have a null last_year' as problem
+    select
+        era_name,
+        first_year,
+        last_year,
+        'only the last era may have a null last_year' as problem
     from eras
     where last_year is null and era_position < era_count
 
     union all
 
-    select era_name, first_year, last_year, 'first_year after last_year' as problem
+    select
+        era_name,
+        first_year,
+        last_year,
+        'first_year after last_year' as problem
     from eras
     where last_year is not null and first_year > last_year
 
     union all
 
-    select era_name, first_year, last_year, 'first_year is null' as problem
+    select
+        era_name,
+        first_year,
+        last_year,
+        'first_year is null' as problem
     from eras
     where first_year is null
 

@@ -10,14 +10,14 @@ rolled as (
     select
         race_id,
         constructor_id,
-        {%- for races in [3, 5, 10] %}
+    {%- for races in [3, 5, 10] %}
         {{ lagged_mean('modern_points', 'constructor_id', races, 'car_count') }}
             as constructor_points_per_car_{{ races }},
         {{ lagged_mean('start_position_sum', 'constructor_id', races, 'car_count') }}
             as constructor_mean_start_{{ races }},
         {{ lagged_mean('finish_position_sum', 'constructor_id', races, 'car_count') }}
             as constructor_mean_finish_{{ races }}{{ ',' if not loop.last }}
-        {%- endfor %}
+    {%- endfor %}
     from team_races
 )
 

@@ -1,7 +1,8 @@
 {#- Team one-lap pace: the team's best first-session qualifying lap as % behind the race's
     fastest first-session lap, averaged over the team's previous 3 races. Races without times
     (most of 1996-2002 and everything before 1994) are skipped; with none in the window the
-    feature is null. Gaps are capped at 10 %: beyond that the lap was aborted or wet. -#}
+    feature is null. Gaps are capped at var `qualifying_gap_cap_pct` (10 %): beyond that the lap
+    was aborted or wet. -#}
 with
 
 qualifying as (
@@ -13,13 +14,18 @@ team_races as (
 ),
 
 race_fastest as (
-    select race_id, min(q1_lap_ms) as fastest_lap_ms
+    select
+        race_id,
+        min(q1_lap_ms) as fastest_lap_ms
     from qualifying
     group by race_id
 ),
 
 team_best as (
-    select race_id, constructor_id, min(q1_lap_ms) as best_lap_ms
+    select
+        race_id,
+        constructor_id,
+        min(q1_lap_ms) as best_lap_ms
     from qualifying
     group by race_id, constructor_id
 ),
@@ -30,11 +36,12 @@ team_gap as (
         team_best.constructor_id,
         -- least() skips nulls, so a race or team without a time must stay null explicitly
         case
-            when team_best.best_lap_ms is not null then least(
-                100.0 * (team_best.best_lap_ms - race_fastest.fastest_lap_ms)
-                / race_fastest.fastest_lap_ms,
-                10.0
-            )
+            when team_best.best_lap_ms is not null
+                then least(
+                    100.0 * (team_best.best_lap_ms - race_fastest.fastest_lap_ms)
+                    / race_fastest.fastest_lap_ms,
+                    {{ var('qualifying_gap_cap_pct') }}
+                )
         end as qualifying_gap_pct
     from team_best
     inner join race_fastest on team_best.race_id = race_fastest.race_id
@@ -58,7 +65,8 @@ rolled as (
         race_id,
         constructor_id,
         qualifying_gap_pct,
-        {{ lagged_mean('qualifying_gap_pct', 'constructor_id', 3) }} as constructor_qualifying_gap_pct_3
+        {{ lagged_mean('qualifying_gap_pct', 'constructor_id', 3) }}
+            as constructor_qualifying_gap_pct_3
     from team_races_with_gap
 )
 

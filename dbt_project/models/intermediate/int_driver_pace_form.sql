@@ -10,12 +10,13 @@ rolled as (
     select
         race_id,
         driver_id,
-        {%- for races in [5, 10] %}
-        {{ lagged_mean('modern_points', 'driver_id', races) }} as driver_points_per_race_{{ races }},
+    {%- for races in [5, 10] %}
+        {{ lagged_mean('modern_points', 'driver_id', races) }}
+            as driver_points_per_race_{{ races }},
         {{ lagged_mean('start_position', 'driver_id', races) }} as driver_mean_start_{{ races }},
         {{ lagged_mean('finish_position', 'driver_id', races) }}
             as driver_mean_finish_{{ races }}{{ ',' if not loop.last }}
-        {%- endfor %}
+    {%- endfor %}
     from entries
 )
 

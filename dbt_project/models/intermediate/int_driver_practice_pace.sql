@@ -1,10 +1,11 @@
 {#- Free-practice pace of the current weekend, known before qualifying: only the sessions held
     before the first qualifying-type session count. Per (race, driver): the best lap as % behind
-    the session's fastest, best over those sessions and in the last of them, capped at 5 % (a wet,
-    red-flagged or aborted run says nothing about pace); the team's best; laps run; and how many
-    sessions preceded qualifying. Gated columns are null when fewer than two sessions did (one
-    session of set-up work misleads more than it tells); the `_ungated` twins keep every value,
-    so the gate itself can be measured. -#}
+    the session's fastest, best over those sessions and in the last of them, capped at var
+    `practice_gap_cap_pct` (5 %: a wet, red-flagged or aborted run says nothing about pace); the
+    team's best; laps run; and how many sessions preceded qualifying. Gated columns are null when
+    fewer sessions than var `practice_min_sessions_before_qualifying` (2) did (one session of
+    set-up work misleads more than it tells); the `_ungated` twins keep every value, so the gate
+    itself can be measured. -#}
 with
 
 practice_results as (
@@ -33,11 +34,14 @@ driver_sessions as (
         practice_results.session_number,
         practice_results.laps,
         -- least() skips nulls: a car without a time must keep a null gap, not the cap
-        case when practice_results.best_lap_ms is not null then least(
-            100.0 * (practice_results.best_lap_ms - practice_results.session_fastest_ms)
-            / practice_results.session_fastest_ms,
-            {{ var('practice_gap_cap_pct') }}
-        ) end as gap_pct
+        case
+            when practice_results.best_lap_ms is not null
+                then least(
+                    100.0 * (practice_results.best_lap_ms - practice_results.session_fastest_ms)
+                    / practice_results.session_fastest_ms,
+                    {{ var('practice_gap_cap_pct') }}
+                )
+        end as gap_pct
     from practice_results
     inner join sessions
         on practice_results.f1db_race_id = sessions.f1db_race_id
@@ -64,7 +68,9 @@ driver_pace as (
 with_team as (
     select
         *,
-        min(best_gap_pct) over (partition by race_id, constructor_id) as team_best_gap_pct
+        min(best_gap_pct) over (partition by race_id, constructor_id) as team_best_gap_pct,
+        sessions_before_qualifying
+        >= {{ var('practice_min_sessions_before_qualifying') }} as passes_gate
     from driver_pace
 ),
 
@@ -73,12 +79,12 @@ gated as (
         race_id,
         driver_id,
         cast(sessions_before_qualifying as integer) as practice_sessions_before_qualifying,
-        {%- for measure in ['best_gap_pct', 'last_session_gap_pct', 'team_best_gap_pct', 'laps'] %}
+    {%- for measure in ['best_gap_pct', 'last_session_gap_pct', 'team_best_gap_pct', 'laps'] %}
         {%- set type = 'integer' if measure == 'laps' else 'double' %}
-        cast(case when sessions_before_qualifying >= 2 then {{ measure }} end as {{ type }})
-            as practice_{{ measure }},
-        cast({{ measure }} as {{ type }}) as practice_{{ measure }}_ungated{{ ',' if not loop.last }}
-        {%- endfor %}
+        cast(case when passes_gate then {{ measure }} end as {{ type }}) as practice_{{ measure }},
+        cast({{ measure }} as {{ type }})
+            as practice_{{ measure }}_ungated{{ ',' if not loop.last }}
+    {%- endfor %}
     from with_team
 )
 

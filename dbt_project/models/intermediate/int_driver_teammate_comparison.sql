@@ -25,9 +25,10 @@ start_gaps as (
         entries.round,
         case
             when team_starts.cars_with_start > 1 and entries.start_position is not null
-                then entries.start_position
-                    - (team_starts.start_position_sum - entries.start_position)
+                then entries.start_position - (
+                    (team_starts.start_position_sum - entries.start_position)
                     / (team_starts.cars_with_start - 1)
+                )
         end as start_gap_to_teammates
     from entries
     inner join team_starts

@@ -14,26 +14,43 @@ ergast_drivers as (
     select * from {{ ref('stg_ergast__drivers') }}
 ),
 
+f1db_names as (
+    select
+        f1db_driver_id,
+        date_of_birth,
+        {{ normalised_name('first_name') }} as first_name_key,
+        {{ normalised_name('last_name') }} as last_name_key,
+        {{ normalised_name('first_name || last_name') }} as full_name_key
+    from f1db_drivers
+),
+
+ergast_names as (
+    select
+        driver_id,
+        date_of_birth,
+        {{ normalised_name('first_name') }} as first_name_key,
+        {{ normalised_name('last_name') }} as last_name_key,
+        {{ normalised_name('first_name || last_name') }} as full_name_key
+    from ergast_drivers
+),
+
 candidates as (
     select
-        f1db_drivers.f1db_driver_id,
-        ergast_drivers.driver_id,
-        {{ normalised_name('f1db_drivers.first_name') }}
-            = {{ normalised_name('ergast_drivers.first_name') }} as first_name_matches
-    from f1db_drivers
-    inner join ergast_drivers
-        on f1db_drivers.date_of_birth = ergast_drivers.date_of_birth
+        f1db_names.f1db_driver_id,
+        ergast_names.driver_id,
+        f1db_names.first_name_key = ergast_names.first_name_key as first_name_matches
+    from f1db_names
+    inner join ergast_names
+        on f1db_names.date_of_birth = ergast_names.date_of_birth
         and (
-            {{ normalised_name('f1db_drivers.last_name') }}
-                = {{ normalised_name('ergast_drivers.last_name') }}
-            or {{ normalised_name("f1db_drivers.first_name || f1db_drivers.last_name") }}
-                = {{ normalised_name("ergast_drivers.first_name || ergast_drivers.last_name") }}
-            or {{ normalised_name('f1db_drivers.last_name') }}
-                in ({{ normalised_name('ergast_drivers.last_name') }} || 'jr',
-                    {{ normalised_name('ergast_drivers.last_name') }} || 'sr')
-            or {{ normalised_name('ergast_drivers.last_name') }}
-                in ({{ normalised_name('f1db_drivers.last_name') }} || 'jr',
-                    {{ normalised_name('f1db_drivers.last_name') }} || 'sr')
+            f1db_names.last_name_key = ergast_names.last_name_key
+            or f1db_names.full_name_key = ergast_names.full_name_key
+            or f1db_names.last_name_key in (
+                ergast_names.last_name_key || 'jr', ergast_names.last_name_key || 'sr'
+            )
+            or ergast_names.last_name_key in (
+                f1db_names.last_name_key || 'jr', f1db_names.last_name_key || 'sr'
+            )
         )
 ),
 
@@ -47,7 +64,9 @@ counted as (
 ),
 
 mapped as (
-    select f1db_driver_id, driver_id
+    select
+        f1db_driver_id,
+        driver_id
     from counted
     where candidate_count = 1 or (first_name_matches and first_name_match_count = 1)
 )

@@ -22,7 +22,13 @@ weekend_formats as (
 ),
 
 sessions_held as (
-    select distinct f1db_race_id, race_id, year, round, session_number, session_fastest_ms
+    select distinct
+        f1db_race_id,
+        race_id,
+        year,
+        round,
+        session_number,
+        session_fastest_ms
     from practice_results
     where session_fastest_ms is not null
 ),

@@ -1,4 +1,6 @@
-{#- Race-level facts known long before the start: regulation era and circuit type. -#}
+{#- Race-level facts known long before the start: regulation era and circuit type. A circuit the
+    `circuit_types` seed does not know yet takes the documented fallback type (var
+    `unknown_circuit_type`) instead of stopping the build; `uncurated_values` lists it. -#}
 with
 
 races as (
@@ -24,11 +26,12 @@ race_context as (
         circuits.circuit_name,
         circuits.country as circuit_country,
         regulation_eras.era_name as regulation_era,
-        circuit_types.circuit_type
+        coalesce(circuit_types.circuit_type, '{{ var("unknown_circuit_type") }}') as circuit_type
     from races
     inner join circuits on races.circuit_id = circuits.circuit_id
     left join regulation_eras
-        on races.year between regulation_eras.first_year and coalesce(regulation_eras.last_year, 9999)
+        on races.year between regulation_eras.first_year
+        and coalesce(regulation_eras.last_year, 9999)
     left join circuit_types on circuits.circuit_ref = circuit_types.circuit_ref
 )
 

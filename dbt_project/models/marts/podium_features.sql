@@ -1,6 +1,7 @@
 {#- One row per (race, driver): the contract the model trains and scores on. Every feature is
-    computed upstream from races strictly before this one; this model joins them and places a few
-    of them within the race's field (windows over the entrants' pre-race values). -#}
+    computed upstream from races strictly before this one; this model only joins them onto the
+    entries spine. Left joins throughout: an input missing a row leaves that entrant's features
+    null instead of silently dropping the entry (a data test holds the row count to the spine). -#}
 with
 
 entries as (
@@ -8,11 +9,11 @@ entries as (
 ),
 
 drivers as (
-    select * from {{ ref('stg_ergast__drivers') }}
+    select * from {{ ref('int_drivers') }}
 ),
 
 constructors as (
-    select * from {{ ref('stg_ergast__constructors') }}
+    select * from {{ ref('int_constructors') }}
 ),
 
 race_context as (
@@ -67,12 +68,16 @@ constructor_era_form as (
     select * from {{ ref('int_constructor_era_form') }}
 ),
 
-circuits as (
-    select * from {{ ref('stg_ergast__circuits') }}
-),
-
 practice_pace as (
     select * from {{ ref('int_driver_practice_pace') }}
+),
+
+race_relative as (
+    select * from {{ ref('int_race_relative_features') }}
+),
+
+qualifying_classification as (
+    select * from {{ ref('int_qualifying_classification') }}
 ),
 
 features as (
@@ -87,7 +92,10 @@ features as (
         race_context.race_name,
         drivers.driver_name,
         constructors.constructor_name,
+        drivers.driver_ref,
+        constructors.constructor_ref,
         not entries.has_result as is_upcoming,
+        entries.entrant_source,
         entries.podium,
         entries.finish_position_order as finish_position,
         driver_form.driver_podium_rate_3,
@@ -131,82 +139,82 @@ features as (
         official_standings.constructor_standings_position,
         official_standings.constructor_standings_points_share,
         official_standings.constructor_standings_gap_to_leader,
+        official_standings.official_standings_source,
         regulation_clock.races_since_regulation_reset,
         constructor_era_form.constructor_era_points_per_car,
-        drivers.driver_ref,
-        constructors.constructor_ref,
-        circuits.circuit_ref,
-        entries.year as calendar_year,
+        race_relative.driver_podium_rate_10_race_rank,
+        race_relative.driver_podium_rate_10_gap_to_third,
+        race_relative.driver_points_per_race_10_race_rank,
+        race_relative.driver_points_per_race_10_gap_to_third,
+        race_relative.constructor_points_per_car_5_race_rank,
+        race_relative.constructor_points_per_car_5_gap_to_third,
+        race_relative.constructor_mean_start_5_race_rank,
+        race_relative.constructor_mean_start_5_gap_to_third,
+        race_relative.constructor_qualifying_gap_pct_3_race_rank,
+        race_relative.constructor_qualifying_gap_pct_3_gap_to_third,
+        race_relative.driver_standings_points_share_race_rank,
+        race_relative.driver_standings_points_share_gap_to_third,
         practice_pace.practice_sessions_before_qualifying,
         practice_pace.practice_best_gap_pct,
         practice_pace.practice_last_session_gap_pct,
         practice_pace.practice_team_best_gap_pct,
         practice_pace.practice_laps,
-        practice_pace.practice_best_gap_pct_ungated,
-        practice_pace.practice_last_session_gap_pct_ungated,
-        practice_pace.practice_team_best_gap_pct_ungated,
-        practice_pace.practice_laps_ungated
+        race_relative.practice_best_gap_pct_race_rank,
+        race_relative.practice_best_gap_pct_gap_to_third,
+        race_relative.practice_team_best_gap_pct_race_rank,
+        race_relative.practice_team_best_gap_pct_gap_to_third,
+        qualifying_classification.qualifying_position,
+        qualifying_classification.qualifying_gap_to_pole_pct,
+        qualifying_classification.qualifying_teammate_gap,
+        qualifying_classification.sprint_position
     from entries
-    inner join drivers on entries.driver_id = drivers.driver_id
-    inner join constructors on entries.constructor_id = constructors.constructor_id
-    inner join race_context on entries.race_id = race_context.race_id
-    inner join driver_race_context
+    left join drivers on entries.driver_id = drivers.driver_id
+    left join constructors on entries.constructor_id = constructors.constructor_id
+    left join race_context on entries.race_id = race_context.race_id
+    left join driver_race_context
         on entries.race_id = driver_race_context.race_id
         and entries.driver_id = driver_race_context.driver_id
-    inner join driver_form
+    left join driver_form
         on entries.race_id = driver_form.race_id
         and entries.driver_id = driver_form.driver_id
-    inner join driver_circuit_record
+    left join driver_circuit_record
         on entries.race_id = driver_circuit_record.race_id
         and entries.driver_id = driver_circuit_record.driver_id
-    inner join driver_standings
+    left join driver_standings
         on entries.race_id = driver_standings.race_id
         and entries.driver_id = driver_standings.driver_id
-    inner join constructor_form
+    left join constructor_form
         on entries.race_id = constructor_form.race_id
         and entries.constructor_id = constructor_form.constructor_id
-    inner join constructor_pace_form
+    left join constructor_pace_form
         on entries.race_id = constructor_pace_form.race_id
         and entries.constructor_id = constructor_pace_form.constructor_id
-    inner join driver_pace_form
+    left join driver_pace_form
         on entries.race_id = driver_pace_form.race_id
         and entries.driver_id = driver_pace_form.driver_id
-    inner join teammate_comparison
+    left join teammate_comparison
         on entries.race_id = teammate_comparison.race_id
         and entries.driver_id = teammate_comparison.driver_id
-    inner join qualifying_pace
+    left join qualifying_pace
         on entries.race_id = qualifying_pace.race_id
         and entries.constructor_id = qualifying_pace.constructor_id
-    inner join official_standings
+    left join official_standings
         on entries.race_id = official_standings.race_id
         and entries.driver_id = official_standings.driver_id
-    inner join regulation_clock on entries.race_id = regulation_clock.race_id
-    inner join constructor_era_form
+    left join regulation_clock on entries.race_id = regulation_clock.race_id
+    left join constructor_era_form
         on entries.race_id = constructor_era_form.race_id
         and entries.constructor_id = constructor_era_form.constructor_id
-    inner join circuits on entries.circuit_id = circuits.circuit_id
     -- practice data is optional (and starts in 1995): no row means no practice features
     left join practice_pace
         on entries.race_id = practice_pace.race_id
         and entries.driver_id = practice_pace.driver_id
-),
-
-{#- The field's favourites: the key form features ranked within the race, with the gap to the
-    race's third-best value. -#}
-within_race as (
-    select
-        features.*,
-        {{ race_relative('driver_podium_rate_10') }},
-        {{ race_relative('driver_points_per_race_10') }},
-        {{ race_relative('constructor_points_per_car_5') }},
-        {{ race_relative('constructor_mean_start_5', higher_is_better=false) }},
-        {{ race_relative('constructor_qualifying_gap_pct_3', higher_is_better=false) }},
-        {{ race_relative('driver_standings_points_share') }},
-        {{ race_relative('practice_best_gap_pct', higher_is_better=false) }},
-        {{ race_relative('practice_team_best_gap_pct', higher_is_better=false) }},
-        {{ race_relative('practice_best_gap_pct_ungated', higher_is_better=false) }},
-        {{ race_relative('practice_team_best_gap_pct_ungated', higher_is_better=false) }}
-    from features
+    left join race_relative
+        on entries.race_id = race_relative.race_id
+        and entries.driver_id = race_relative.driver_id
+    left join qualifying_classification
+        on entries.race_id = qualifying_classification.race_id
+        and entries.driver_id = qualifying_classification.driver_id
 )
 
-select * from within_race
+select * from features

@@ -14,7 +14,9 @@ renamed as (
         q1 as q1_lap_time,
         {{ lap_time_ms('q1') }} as q1_lap_ms,
         q2 as q2_lap_time,
-        q3 as q3_lap_time
+        {{ lap_time_ms('q2') }} as q2_lap_ms,
+        q3 as q3_lap_time,
+        {{ lap_time_ms('q3') }} as q3_lap_ms
     from source
 )
 

@@ -17,6 +17,7 @@ renamed as (
         cast(fp2_date as date) as fp2_date,
         cast(fp3_date as date) as fp3_date,
         cast(quali_date as date) as qualifying_date,
+        cast(quali_time as time) as qualifying_start_time_utc,
         cast(sprint_date as date) as sprint_date,
         url as wikipedia_url
     from source

@@ -25,7 +25,7 @@ renamed as (
         ] %}
         cast({{ column }}Date as date) + cast({{ column }}Time || ':00' as time)
             as {{ session }}_starts_at{{ ',' if not loop.last }}
-        {%- endfor %}
+    {%- endfor %}
     from source
 )
 

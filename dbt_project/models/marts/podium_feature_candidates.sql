@@ -1,0 +1,61 @@
+{#- The measured candidates: columns that exist only for the ablation, kept apart from the
+    analysts' contract (`podium_features`) so that table holds only what the default model and
+    analysts use. Same rows as `podium_features` (the entries spine, left joins), keyed by
+    (race_id, driver_id). Every column is known before the race, like the features. -#}
+with
+
+entries as (
+    select * from {{ ref('int_race_entries') }}
+),
+
+drivers as (
+    select * from {{ ref('int_drivers') }}
+),
+
+constructors as (
+    select * from {{ ref('int_constructors') }}
+),
+
+circuits as (
+    select * from {{ ref('stg_ergast__circuits') }}
+),
+
+practice_pace as (
+    select * from {{ ref('int_driver_practice_pace') }}
+),
+
+race_relative as (
+    select * from {{ ref('int_race_relative_features') }}
+),
+
+candidates as (
+    select
+        entries.race_id,
+        entries.driver_id,
+        -- identities as categories: can a model learn who is fast beyond what form says?
+        drivers.driver_ref as driver_identifier,
+        constructors.constructor_ref as constructor_identifier,
+        circuits.circuit_ref as circuit_identifier,
+        entries.year as calendar_year,
+        -- practice pace without the two-session gate, so the gate itself can be measured
+        practice_pace.practice_best_gap_pct_ungated,
+        practice_pace.practice_last_session_gap_pct_ungated,
+        practice_pace.practice_team_best_gap_pct_ungated,
+        practice_pace.practice_laps_ungated,
+        race_relative.practice_best_gap_pct_ungated_race_rank,
+        race_relative.practice_best_gap_pct_ungated_gap_to_third,
+        race_relative.practice_team_best_gap_pct_ungated_race_rank,
+        race_relative.practice_team_best_gap_pct_ungated_gap_to_third
+    from entries
+    left join drivers on entries.driver_id = drivers.driver_id
+    left join constructors on entries.constructor_id = constructors.constructor_id
+    left join circuits on entries.circuit_id = circuits.circuit_id
+    left join practice_pace
+        on entries.race_id = practice_pace.race_id
+        and entries.driver_id = practice_pace.driver_id
+    left join race_relative
+        on entries.race_id = race_relative.race_id
+        and entries.driver_id = race_relative.driver_id
+)
+
+select * from candidates
