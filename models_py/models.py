@@ -8,6 +8,7 @@ users read is `models_py.probability`'s job.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -114,15 +115,16 @@ class TrainingRows:
     _datasets: dict[tuple[str, ...], lgb.Dataset] = field(default_factory=dict, repr=False)
 
     def lgb_dataset(self, features: tuple[str, ...], categorical: list[str]) -> lgb.Dataset:
-        if features not in self._datasets:
-            self._datasets[features] = lgb.Dataset(
-                self.matrix[list(features)],
-                label=self.target,
-                categorical_feature=categorical or "auto",
-                params=DATASET_PARAMS,
-                free_raw_data=False,
-            ).construct()
-        return self._datasets[features]
+        with NATIVE_SETUP:
+            if features not in self._datasets:
+                self._datasets[features] = lgb.Dataset(
+                    self.matrix[list(features)],
+                    label=self.target,
+                    categorical_feature=categorical or "auto",
+                    params=DATASET_PARAMS,
+                    free_raw_data=False,
+                ).construct()
+            return self._datasets[features]
 
 
 class PodiumModel(Protocol):
@@ -161,6 +163,36 @@ def float32_thresholds(booster: lgb.Booster) -> lgb.Booster:
     return lgb.Booster(model_str="\n".join(lines))
 
 
+# Seasons are fitted in parallel threads (evaluation.CrossValidation). LightGBM documents no
+# thread safety for several jobs in one process, and a CI run once crashed (SIGSEGV) there, so
+# every step that builds native state takes turns: dataset construction, booster creation,
+# loading a booster from text, prediction. The boosting rounds, nearly all of the time, still
+# run in parallel, each on its own booster.
+NATIVE_SETUP = threading.Lock()
+
+
+def train_booster(native: Mapping[str, Any], dataset: lgb.Dataset, rounds: int) -> lgb.Booster:
+    """`lgb.train` without callbacks, its set-up taking turns with other threads; returns the
+    booster with float32-exact thresholds (`float32_thresholds`)."""
+    with NATIVE_SETUP:
+        booster = lgb.Booster(params={**native, "num_iterations": rounds}, train_set=dataset)
+    for _ in range(rounds):
+        booster.update()
+    with NATIVE_SETUP:
+        return float32_thresholds(booster)
+
+
+def predict_booster(
+    booster: lgb.Booster | None, matrix: pd.DataFrame, features: tuple[str, ...], threads: int
+) -> np.ndarray:
+    """The booster's raw output for the rows of `matrix` (its `features` columns)."""
+    if booster is None:
+        raise RuntimeError("fit the model before scoring")
+    values = matrix[list(features)].to_numpy(dtype="float64")
+    with NATIVE_SETUP:
+        return np.asarray(booster.predict(values, num_threads=threads), dtype=float)
+
+
 def lightgbm_params(
     hyperparameters: Mapping[str, Any], seed: int, threads: int, objective: str = "binary"
 ) -> tuple[dict[str, Any], int]:
@@ -195,14 +227,11 @@ class LightGBMModel:
             raise ValueError("a training fold needs both podium and non-podium rows")
         native, rounds = lightgbm_params(self.hyperparameters, self.seed, self.threads)
         dataset = rows.lgb_dataset(self.features, self.categorical)
-        self.booster = float32_thresholds(lgb.train(native, dataset, num_boost_round=rounds))
+        self.booster = train_booster(native, dataset, rounds)
         return self
 
     def score(self, matrix: pd.DataFrame) -> np.ndarray:
-        if self.booster is None:
-            raise RuntimeError("fit the model before scoring")
-        values = matrix[list(self.features)].to_numpy(dtype="float64")
-        return np.asarray(self.booster.predict(values, num_threads=self.threads), dtype=float)
+        return predict_booster(self.booster, matrix, self.features, self.threads)
 
     def params(self) -> dict[str, Any]:
         native, rounds = lightgbm_params(self.hyperparameters, self.seed, self.threads)

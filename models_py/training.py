@@ -496,7 +496,7 @@ def tune(
         protocol.seed,
         worker=worker,
     )
-    before = len(study.trials)
+    before = sum(trial.state.is_finished() for trial in study.trials)
     where = tracking.redact_url(tuning.dashboard_storage(storage))
     print(f"study {name!r} in {where}: {before} trials so far, adding {trials}", flush=True)
     tags = {**context.tags, "pitwall.role": "study", "optuna.study_name": name}

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 from models_py.evaluation import CrossValidation, FoldResult
 from models_py.features import PRE_QUALIFYING
 from models_py.folds import Fold
-from models_py.models import podium_recipe
+from models_py.models import DEFAULT_LGBM_PARAMS, podium_recipe
 from models_py.settings import DEFAULT_STUDY_STORAGE, REPO_ROOT, Protocol
 
 PRUNER_P_THRESHOLD = 0.1
@@ -209,9 +209,17 @@ def open_study(
         load_if_exists=True,
     )
     check_protocol(study, protocol)
+    start_from_defaults(study)
     offset = os.getpid() if worker else len(study.trials)
     study.sampler = optuna.samplers.TPESampler(seed=seed + offset, constant_liar=worker)
     return study
+
+
+def start_from_defaults(study: optuna.Study) -> None:
+    """A new study's first trial is what training serves: its best is never worse, and the
+    pruner has a strong reference from the start."""
+    if not study.trials:
+        study.enqueue_trial(dict(DEFAULT_LGBM_PARAMS), skip_if_exists=True)
 
 
 def check_protocol(study: optuna.Study, protocol: dict[str, str]) -> None:

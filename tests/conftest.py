@@ -59,6 +59,8 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
 def isolated_stores(tmp_path_factory: pytest.TempPathFactory):
     """Keep every test away from the working tree's predictions store and MLflow store."""
     with pytest.MonkeyPatch.context() as patch:
+        # A crash in a command the tests start prints its Python traceback.
+        patch.setenv("PYTHONFAULTHANDLER", "1")
         patch.setenv("PITWALL_PREDICTIONS_DIR", str(tmp_path_factory.mktemp("predictions")))
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/x.db")
         yield

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from models_py import tuning
 from models_py.evaluation import CrossValidation
 from models_py.folds import window_before
+from models_py.models import DEFAULT_LGBM_PARAMS
 from models_py.settings import Protocol
 from tests.conftest import REPO_ROOT
 from tests.helpers import command, invoke, sqlite_uri
@@ -34,6 +35,19 @@ def test_study_names_follow_the_protocol_and_a_mismatch_is_refused() -> None:
         tuning.check_protocol(
             study, tuning.study_protocol(Protocol(window=3), "sha", "pre_qualifying")
         )
+
+
+def test_a_new_study_first_tries_the_served_defaults_and_a_resumed_one_does_not(
+    tmp_path: Path,
+) -> None:
+    storage = f"journal:{tmp_path / 's.journal'}"
+    recorded = tuning.study_protocol(Protocol(), "sha", "pre_qualifying")
+    study = tuning.open_study(storage, "s", recorded, seed=0)
+    study.optimize(lambda trial: len(tuning.search_space(trial)), n_trials=1)
+    [first] = study.trials
+    assert first.params == DEFAULT_LGBM_PARAMS
+    resumed = tuning.open_study(storage, "s", recorded, seed=0)
+    assert [trial.state for trial in resumed.trials] == [TrialState.COMPLETE]
 
 
 def test_storages_default_to_the_journal_file_in_the_repository(tmp_path: Path) -> None:

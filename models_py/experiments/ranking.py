@@ -22,8 +22,9 @@ from models_py.models import (
     DEFAULT_LGBM_PARAMS,
     Recipe,
     TrainingRows,
-    float32_thresholds,
     lightgbm_params,
+    predict_booster,
+    train_booster,
 )
 from models_py.probability import PODIUM_PLACES, race_codes
 
@@ -73,7 +74,7 @@ class LightGBMRanker:
             params=DATASET_PARAMS,
             free_raw_data=False,
         )
-        self.booster = float32_thresholds(lgb.train(native, dataset, num_boost_round=rounds))
+        self.booster = train_booster(native, dataset, rounds)
         return self
 
     def native_params(self) -> tuple[dict[str, Any], int]:
@@ -87,10 +88,7 @@ class LightGBMRanker:
         return native, rounds
 
     def score(self, matrix: pd.DataFrame) -> np.ndarray:
-        if self.booster is None:
-            raise RuntimeError("fit the model before scoring")
-        values = matrix[list(self.features)].to_numpy(dtype="float64")
-        return np.asarray(self.booster.predict(values, num_threads=self.threads), dtype=float)
+        return predict_booster(self.booster, matrix, self.features, self.threads)
 
     def params(self) -> dict[str, Any]:
         native, rounds = self.native_params()
