@@ -1,9 +1,10 @@
 """Benchmark the study: `--trials` trials over the 24 CV folds, as `train.py tune` runs them.
 
 The same objective (`tuning.Objective`, the CV protocol training runs) in an in-memory study
-that starts from the served defaults as `tune` does, without MLflow: with the Wilcoxon pruner, and with `--unpruned` also without it, side by side
-(same seed). Prints wall time, trials per minute, pruned trials and the best CV Brier, against
-the target of 50 trials in 300 s on 2 cores. Needs the warehouse (`make setup`).
+that starts from the served defaults as `tune` does, without MLflow: with the Wilcoxon pruner,
+and with `--unpruned` also without it, side by side (same seed). Prints wall time, trials per
+minute, pruned trials and the best CV Brier, against the target of 50 trials in 300 s on 2
+cores. Needs the warehouse (`make setup`).
 """
 
 from __future__ import annotations
