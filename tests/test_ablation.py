@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -12,8 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from models_py.features import load_feature_spec
-from tests.conftest import REPO_ROOT
-from tests.helpers import SHORT_SEASONS, sqlite_uri
+from tests.helpers import invoke, sqlite_uri
 
 pytestmark = pytest.mark.slow
 
@@ -21,26 +18,16 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def ablation(real_warehouse: Path, real_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("ablation")
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "ablation",
-            *SHORT_SEASONS,
-            "--trials",
-            "2",
-            "--tracking-uri",
-            sqlite_uri(folder),
-            "--artifact-root",
-            str(folder / "mlartifacts"),
-            "--warehouse",
-            str(real_warehouse),
-            "--dbt-manifest",
-            str(real_manifest),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
+    completed = invoke(
+        "ablation",
+        real_warehouse,
+        real_manifest,
+        "--trials",
+        "2",
+        "--tracking-uri",
+        sqlite_uri(folder),
+        "--artifact-root",
+        str(folder / "mlartifacts"),
     )
     assert completed.returncode == 0, completed.stderr
     mlflow.set_tracking_uri(sqlite_uri(folder))

@@ -52,6 +52,8 @@ def interrupt_when(arguments: list[str], marker: str, signum: int) -> tuple[int,
 
 @pytest.fixture(scope="module")
 def store_with_champion(real_warehouse: Path, real_manifest: Path, tmp_path_factory):
+    # In processes of their own: a command run in this process would hold the store's lock
+    # until the tests end, and the commands under test would find it busy.
     store = tmp_path_factory.mktemp("faults")
     completed = run_train(real_warehouse, real_manifest, "--tracking-uri", sqlite_uri(store))
     assert completed.returncode == 0, completed.stderr
