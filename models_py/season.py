@@ -25,7 +25,9 @@ import pandas as pd
 from models_py import serving, tracking
 from models_py.evaluation import CrossValidation, ServingRefit, metrics
 from models_py.features import (
+    FEATURE_TABLE,
     POST_QUALIFYING,
+    FeatureError,
     FeatureTable,
     load_feature_spec,
     read_features,
@@ -98,7 +100,8 @@ def predict(
     name = registered_name(model_name, moment)
     spec = load_feature_spec(locations.dbt_manifest)
     where = f"f.race_id = {int(race_id)}" if race_id is not None else "f.is_upcoming"
-    # The race is checked before the model is loaded: a wrong race fails in a moment.
+    # Every default feature of the race, read once and before the model is loaded: a wrong race
+    # fails in a moment. A served model trains on default features only.
     rows = read_features(locations.warehouse, spec, where=where).frame
     if rows.empty:
         raise BadInput(
@@ -115,7 +118,9 @@ def predict(
         )
     model, version = serving.load_served(name, alias)
     features = serving.model_features(model)
-    rows = read_features(locations.warehouse, spec, features, where=where).frame
+    missing = [name for name in features if name not in rows]
+    if missing:
+        raise FeatureError(f"{name} v{version.version} needs {missing}, not in {FEATURE_TABLE}")
     probability = np.asarray(model.predict(serving.served_input(rows, features)), dtype=float)
     forecast = forecast_rows(
         rows,

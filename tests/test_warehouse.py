@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from scripts.build_warehouse import SKIP_TESTS, build
-from scripts.load_data import LoadError, load
+from scripts.refresh import main as refresh_main
 from tests.conftest import REPO_ROOT, read_csv_rows
 
 pytestmark = pytest.mark.slow
@@ -233,7 +233,13 @@ def mini_source_with(real_raw_dir: Path, tmp_path: Path, **replacements: str) ->
     ],
 )
 def test_bad_input_leaves_raw_data_and_warehouse_as_they_were(
-    damage: str, expected: str, real_raw_dir: Path, warehouse_copy: Path, tmp_path: Path
+    damage: str,
+    expected: str,
+    real_raw_dir: Path,
+    warehouse_copy: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     raw_dir = tmp_path / "raw"
     shutil.copytree(real_raw_dir, raw_dir)
@@ -255,11 +261,15 @@ def test_bad_input_leaves_raw_data_and_warehouse_as_they_were(
         lines.append(lines[1])
         (source / "results.csv").write_text("".join(lines))
 
-    with pytest.raises(LoadError) as failure:
-        load(str(source), raw_dir)
-    assert expected in str(failure.value)
+    # `make refresh` on the damaged source: refused before anything is replaced.
+    monkeypatch.setenv("PITWALL_DUCKDB", str(warehouse_copy))
+    monkeypatch.setenv("PITWALL_RAW_DIR", str(raw_dir))
+    monkeypatch.setenv("PITWALL_PRACTICE_DIR", str(tmp_path / "practice"))
+    assert refresh_main(["--source", str(source)]) == 2
+    stderr = capsys.readouterr().err
+    assert expected in stderr
+    assert f"the data and the warehouse at {warehouse_copy} are unchanged" in stderr
     assert {path.name: sha256(path) for path in raw_dir.iterdir()} == raw_before
-
     assert sha256(warehouse_copy) == warehouse_before
 
 

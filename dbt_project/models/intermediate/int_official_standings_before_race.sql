@@ -193,62 +193,54 @@ computed_standings as (
 
 -- The table after each race with results, from whichever source it has.
 
-driver_after_race as (
+published_standings as (
     select
-        driver_standings.race_id as standings_race_id,
-        driver_standings.driver_id,
-        driver_standings.championship_position,
-        driver_standings.points
+        race_id as standings_race_id,
+        'driver' as championship,
+        driver_id as competitor_id,
+        championship_position,
+        points
     from driver_standings
-    inner join standings_sources on driver_standings.race_id = standings_sources.race_id
-    where standings_sources.official_standings_source = 'published'
     union all
     select
-        standings_race_id,
-        competitor_id as driver_id,
+        race_id as standings_race_id,
+        'constructor' as championship,
+        constructor_id as competitor_id,
         championship_position,
         points
-    from computed_standings
-    where championship = 'driver'
-),
-
-constructor_after_race as (
-    select
-        constructor_standings.race_id as standings_race_id,
-        constructor_standings.constructor_id,
-        constructor_standings.championship_position,
-        constructor_standings.points
     from constructor_standings
-    inner join standings_sources on constructor_standings.race_id = standings_sources.race_id
+),
+
+after_race as (
+    select
+        published_standings.standings_race_id,
+        published_standings.championship,
+        published_standings.competitor_id,
+        published_standings.championship_position,
+        published_standings.points
+    from published_standings
+    inner join standings_sources
+        on published_standings.standings_race_id = standings_sources.race_id
     where standings_sources.official_standings_source = 'published'
     union all
     select
         standings_race_id,
-        competitor_id as constructor_id,
+        championship,
+        competitor_id,
         championship_position,
         points
     from computed_standings
-    where championship = 'constructor'
 ),
 
-driver_table as (
+championship_table as (
     select
         standings_race_id,
-        driver_id,
+        championship,
+        competitor_id,
         championship_position,
         points,
-        max(points) over (partition by standings_race_id) as leader_points
-    from driver_after_race
-),
-
-constructor_table as (
-    select
-        standings_race_id,
-        constructor_id,
-        championship_position,
-        points,
-        max(points) over (partition by standings_race_id) as leader_points
-    from constructor_after_race
+        max(points) over (partition by standings_race_id, championship) as leader_points
+    from after_race
 ),
 
 standings_before_race as (
@@ -268,12 +260,14 @@ standings_before_race as (
     from entries
     inner join previous_race on entries.race_id = previous_race.race_id
     left join standings_sources on previous_race.standings_race_id = standings_sources.race_id
-    left join driver_table
+    left join championship_table as driver_table
         on previous_race.standings_race_id = driver_table.standings_race_id
-        and entries.driver_id = driver_table.driver_id
-    left join constructor_table
+        and driver_table.championship = 'driver'
+        and entries.driver_id = driver_table.competitor_id
+    left join championship_table as constructor_table
         on previous_race.standings_race_id = constructor_table.standings_race_id
-        and entries.constructor_id = constructor_table.constructor_id
+        and constructor_table.championship = 'constructor'
+        and entries.constructor_id = constructor_table.competitor_id
 )
 
 select * from standings_before_race

@@ -50,17 +50,7 @@ race_scores as (
         count(*) filter (where probability_rank <= 3 and actual_podium = 1) / 3.0 as top3_hit,
         sum(podium_probability) as probability_mass
     from scored_rows
-    group by
-        race_id,
-        year,
-        round,
-        moment,
-        model_name,
-        model_version,
-        replay,
-        replay_id,
-        forecast_id,
-        predicted_at
+    group by all
 ),
 
 season_to_date as (
