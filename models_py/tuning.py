@@ -209,7 +209,9 @@ def open_study(
         load_if_exists=True,
     )
     check_protocol(study, protocol)
-    start_from_defaults(study)
+    if not worker:
+        # Workers start together: each would find the study empty and enqueue the same trial.
+        start_from_defaults(study)
     offset = os.getpid() if worker else len(study.trials)
     study.sampler = optuna.samplers.TPESampler(seed=seed + offset, constant_liar=worker)
     return study

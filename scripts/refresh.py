@@ -55,7 +55,8 @@ CATALOGUE = {
     "statuses": "select cast(status_id as varchar), status from stg_ergast__status",
 }
 NEXT_RACE = """
-    select year, round, race_name, race_date, any_value(entrant_source), count(*)
+    select year, round, race_name, race_date, any_value(entrant_source), count(*),
+        bool_or(official_standings_source = 'computed_from_results')
     from podium_features where is_upcoming group by all
 """
 
@@ -110,7 +111,7 @@ def changes(before: Snapshot, after: Snapshot) -> list[str]:
     if after.next_race is None:
         lines.append("next race: none scheduled after the last race with results")
     else:
-        year, round_, name, date, source, entrants = after.next_race
+        year, round_, name, date, source, entrants, computed_standings = after.next_race
         note = {
             "qualifying": "its qualifying classification",
             "entry_list": f"your entry list (entries/{year}.csv)",
@@ -119,6 +120,11 @@ def changes(before: Snapshot, after: Snapshot) -> list[str]:
         lines.append(
             f"next race: {year} R{round_} {name} on {date}, {entrants} entrants from {note}"
         )
+        if computed_standings:
+            lines.append(
+                "standings: the last race's are not published yet; its championship table is "
+                "computed from the results (official_standings_source = 'computed_from_results')"
+            )
     return lines
 
 

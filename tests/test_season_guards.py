@@ -29,6 +29,7 @@ from models_py.features import POST_QUALIFYING, load_feature_spec
 from scripts import build_warehouse
 from scripts.build_warehouse import build
 from scripts.load_data import load
+from scripts.refresh import Snapshot, changes
 from tests.conftest import UNIT_TESTS_ASIDE
 from tests.season_data import SeasonData
 
@@ -235,6 +236,12 @@ def test_standings_of_the_next_race_are_computed_from_results(
                 team_leader - float(published_team["points"]),
             ]
         ), (driver_id, constructor_id)
+
+
+@pytest.mark.slow
+def test_the_refresh_report_says_the_standings_are_computed(surprises: Built) -> None:
+    report = changes(Snapshot(), Snapshot.of(surprises.warehouse))
+    assert any(line.startswith("standings: the last race's are not published") for line in report)
 
 
 @pytest.mark.slow
