@@ -46,9 +46,9 @@ docs:                           ## dbt docs (lineage from raw CSVs to the model)
 docs-serve: docs
 	$(DBT) docs serve $(DBT_ARGS) --host 127.0.0.1 --port 8080
 
-export Q
-sql:                            ## make sql Q="select ..." runs read-only SQL on the warehouse
-	$(BIN)/python scripts/sql.py "$$Q"
+export Q OUT
+sql:                            ## make sql Q="select ..." [OUT=file.csv|.parquet]: sandboxed read-only SQL; OUT saves the result
+	$(BIN)/python scripts/sql.py $${OUT:+--output "$$OUT"} "$$Q"
 
 bench:                          ## timings: dbt build, training CV, the study, serving (side by side)
 	$(BIN)/python -m scripts.bench_features

@@ -11,10 +11,12 @@ import json
 import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from models_py.settings import (
     DEFAULT_EXPERIMENT,
+    DEFAULT_HEARTBEAT_SECONDS,
     DEFAULT_MODEL_NAME,
     DEFAULT_STUDY_STORAGE,
     EXIT_BAD_INPUT,
@@ -33,7 +35,8 @@ MOMENT_CHOICES = ("pre-qualifying", "post-qualifying")
 # What an interrupted command leaves behind, said on its way out (exit 130).
 INTERRUPTED = {
     "train": "open MLflow runs marked KILLED, no alias moved",
-    "tune": "open MLflow runs marked KILLED; finished trials stay in the study",
+    "tune": "open MLflow runs marked KILLED; finished trials stay in the study, unstarted "
+    "ones stay queued for the next tune",
     "predict": "nothing stored",
     "refit": "open MLflow runs marked KILLED; the champion alias is where it was",
     "replay": "open MLflow runs marked KILLED; forecasts stored so far stay",
@@ -206,13 +209,25 @@ def build_parser() -> argparse.ArgumentParser:
         "significantly worse than the best on the same folds.",
     )
     protocol_options(tune)
-    tune.add_argument("--trials", type=int, default=50, help="trials to add (%(default)s)")
+    tune.add_argument(
+        "--trials",
+        type=int,
+        help="trials to add to the study's queue (default 50; with --worker 0: run the trials "
+        "others queued)",
+    )
     study_options(tune)
     tune.add_argument("--study-name", help="study name (default: derived from the protocol)")
     tune.add_argument(
         "--worker",
         action="store_true",
-        help="one of several processes adding trials to one study at the same time",
+        help="one of several processes running one study's queued trials at the same time",
+    )
+    tune.add_argument(
+        "--heartbeat",
+        type=int,
+        default=DEFAULT_HEARTBEAT_SECONDS,
+        help="seconds between the heartbeats of a running trial in an RDB storage; a trial "
+        "silent for four of them (its worker died) is failed and queued again (%(default)s)",
     )
     location_options(tune)
 
@@ -363,10 +378,11 @@ def dispatch(args: argparse.Namespace) -> None:
             locations_from(args),
             protocol_from(args),
             args.experiment,
-            args.trials,
+            args.trials if args.trials is not None else (0 if args.worker else 50),
             args.storage,
             args.study_name,
             args.worker,
+            args.heartbeat,
         )
     elif args.command == "predict":
         season.predict(
@@ -414,7 +430,7 @@ def run(args: argparse.Namespace) -> int:
     except bad_input as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except tracking.StoreBusyError as error:
+    except (tracking.StoreBusyError, features.WarehouseBusyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BUSY
     except MlflowException as error:
@@ -426,13 +442,34 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def interrupt(signum: int, _frame: object) -> None:
+# Code an interrupt must not land in: a KeyboardInterrupt raised inside an SQLAlchemy call can
+# leave the local SQLite store locked, and then the runs cannot be ended.
+STORE_CODE = ("sqlalchemy.", "sqlite3", "mlflow.store.")
+RETRY_INTERRUPT_SECONDS = 0.05
+
+
+def inside_store_call(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(STORE_CODE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C and SIGTERM as KeyboardInterrupt, delivered outside store calls: one arriving
+    during a store call is raised a moment later, once the call is over."""
+    if inside_store_call(frame):
+        signal.signal(signal.SIGALRM, lambda _alarm, later: interrupt(signum, later))
+        signal.setitimer(signal.ITIMER_REAL, RETRY_INTERRUPT_SECONDS)
+        return
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a scheduler, `kill`) ends runs as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     arguments = sys.argv[1:] if argv is None else list(argv)
     if not arguments or (arguments[0] not in COMMANDS and arguments[0] not in ("-h", "--help")):
         arguments = ["train", *arguments]

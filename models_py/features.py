@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+
+from models_py.settings import EXIT_BUSY
 
 FEATURE_TABLE = "podium_features"
 CANDIDATE_TABLE = "podium_feature_candidates"
@@ -49,6 +52,13 @@ DUCKDB_TYPES = {
 
 class FeatureError(RuntimeError):
     """The warehouse or the dbt manifest is not what a command needs; the message says what."""
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another process has the warehouse open for writing, so DuckDB lets no one else open it,
+    not even to read: nothing was read. Commands exit 3 (busy) on it."""
+
+    exit_code = EXIT_BUSY
 
 
 @dataclass(frozen=True)
@@ -250,6 +260,22 @@ def quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def connect_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse; WarehouseBusyError, naming the program and PID
+    that hold it, when another process has it open for writing (DuckDB's file lock)."""
+    try:
+        return duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.IOException as error:
+        if "could not set lock" not in str(error).lower():
+            raise
+        holder = re.search(r"Conflicting lock is held in (.+?\(PID \d+\))", str(error))
+        raise WarehouseBusyError(
+            f"{warehouse} is in use by {holder.group(1) if holder else 'another process'}, "
+            "which has it open for writing: close that program (a DuckDB CLI session counts) "
+            "and run again"
+        ) from error
+
+
 def read_features(
     warehouse: Path,
     spec: FeatureSpec,
@@ -265,7 +291,7 @@ def read_features(
     features = tuple(features) if features is not None else spec.features(POST_QUALIFYING)
     spec.check(features)
     labels = [spec.target, *([spec.ranking_label] if spec.ranking_label else [])]
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with connect_read_only(warehouse) as connection:
         check_tables(connection, spec, warehouse)
         present = {
             name

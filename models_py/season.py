@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -162,6 +163,18 @@ def read_table(locations: Locations, features: tuple[str, ...]) -> FeatureTable:
     return read_features(locations.warehouse, spec, features)
 
 
+def refit_decision(
+    current: Any, refitted: str, through: str, holdout_brier: float
+) -> serving.Decision:
+    """Serve the refit, unless a training moved the champion while it was refitted."""
+    if current is None or str(current.version) != refitted:
+        moved_to = f"v{current.version}" if current is not None else "nowhere"
+        reason = f"the champion moved to {moved_to} while v{refitted} was refitted; refit again"
+        return serving.Decision(False, reason, holdout_brier, None, refitted)
+    reason = f"refit of champion v{refitted}'s recipe on {through}"
+    return serving.Decision(True, reason, holdout_brier, None, refitted)
+
+
 def refit(
     locations: Locations, model_name: str, moments: tuple[str, ...], experiment: str, force: bool
 ) -> None:
@@ -209,17 +222,16 @@ def refit(
                 "model", recipe, fit.model, fit.postprocessor, cv, rows
             )
             mlflow.log_metrics({"served_max_abs_diff": difference, "train_rows": fit.train_rows})
-        decision = serving.Decision(
-            True,
-            f"refit of champion v{champion.version}'s recipe on {fit.trained_through}",
-            float(tags.get("holdout_brier", "nan")),
-            None,
-            str(champion.version),
+        decide = functools.partial(
+            refit_decision,
+            refitted=str(champion.version),
+            through=fit.trained_through,
+            holdout_brier=float(tags.get("holdout_brier", "nan")),
         )
         registration = serving.register(
             name,
             model_uri,
-            decision,
+            decide,
             {
                 **tags,
                 **versions,

@@ -10,11 +10,14 @@ fitted on earlier seasons turns scores into probabilities that sum to 3 per race
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import socket
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from onnxmltools.convert.common.data_types import FloatTensorType
 
+from models_py import tracking
 from models_py.models import Recipe, model_matrix
 from models_py.probability import PostProcessor, from_dict
 from models_py.settings import STORE_COLUMNS
@@ -294,18 +298,44 @@ class Registration:
 def register(
     model_name: str,
     model_uri: str,
-    decision: Decision,
+    decide: Callable[[Any], Decision],
     tags: dict[str, str],
     aliases: tuple[str, ...] = (CHAMPION, CHALLENGER),
 ) -> Registration:
-    """A new version: tagged first, then `champion` if promoted, then `challenger` (the
-    `aliases` it may take).
+    """A new version: tagged first, then `champion` if `decide` (given the champion at that
+    moment, or None) promotes it, then `challenger` (the `aliases` it may take).
 
-    Each alias move is one registry call, so an interrupt leaves every alias on a complete
+    Trainings against one tracking server at the same time take turns here in the order the
+    registry numbered their versions: each decides against the champion the ones before it
+    left, so the champion moves once per better model and never back to a worse one. Each
+    alias move is one registry call, so an interrupt leaves every alias on a complete
     version: at worst the new version is registered without its aliases.
     """
     client = MlflowClient()
     version = mlflow.register_model(model_uri, model_name).version
+    for key, value in tracking.process_tags().items():
+        client.set_model_version_tag(model_name, version, key, value)
+    try:
+        decision = decide_in_turn(client, model_name, str(version), decide, tags, aliases)
+    except BaseException:
+        # Whoever registers next must not wait for this version's decision.
+        with contextlib.suppress(Exception):
+            client.set_model_version_tag(model_name, version, DECIDED_TAG, "abandoned")
+        raise
+    client.set_model_version_tag(model_name, version, DECIDED_TAG, "true")
+    return Registration(model_name, str(version), decision)
+
+
+def decide_in_turn(
+    client: MlflowClient,
+    model_name: str,
+    version: str,
+    decide: Callable[[Any], Decision],
+    tags: dict[str, str],
+    aliases: tuple[str, ...],
+) -> Decision:
+    wait_for_earlier_decision(client, model_name, int(version))
+    decision = decide(alias_version(client, model_name, CHAMPION))
     record = {
         **tags,
         "champion_version_compared": decision.champion_version or "none",
@@ -329,7 +359,48 @@ def register(
         client.set_registered_model_alias(model_name, CHAMPION, version)
     if CHALLENGER in aliases:
         client.set_registered_model_alias(model_name, CHALLENGER, version)
-    return Registration(model_name, str(version), decision)
+    return decision
+
+
+DECIDED_TAG = "pitwall.aliases_decided"
+# How long a version waits for the one before it (another training's decision takes seconds;
+# a process on another machine that died mid-decision is given up on after this).
+DECISION_WAIT_SECONDS = 300
+
+
+def wait_for_earlier_decision(
+    client: MlflowClient, model_name: str, version: int, timeout: float = DECISION_WAIT_SECONDS
+) -> None:
+    """Wait until the version before this one has moved its aliases (or its process died).
+    Versions decide in their registry order, and each waits only for its predecessor."""
+    if version <= 1:
+        return
+    deadline = time.monotonic() + timeout
+    said = False
+    while True:
+        try:
+            earlier = client.get_model_version(model_name, str(version - 1))
+        except MlflowException:
+            return  # deleted
+        tags = earlier.tags
+        if DECIDED_TAG in tags or tracking.PROCESS_TAG not in tags:
+            return  # decided, or registered before versions took turns
+        if tags.get(tracking.HOST_TAG) == socket.gethostname():
+            pid = tags[tracking.PROCESS_TAG].split(":", 1)[0]
+            if tracking.process_identity(int(pid)) != tags[tracking.PROCESS_TAG]:
+                return  # its process died before deciding
+        if time.monotonic() > deadline:
+            print(
+                f"  {model_name} v{version - 1} has not decided its aliases in {timeout:.0f} s "
+                f"({tags.get(tracking.COMMAND_TAG)}, {tags.get(tracking.HOST_TAG)}); "
+                f"deciding v{version} without it",
+                flush=True,
+            )
+            return
+        if not said:
+            print(f"  waiting for {model_name} v{version - 1}'s champion decision", flush=True)
+            said = True
+        time.sleep(1)
 
 
 # The predictions store: Parquet outside the warehouse file (a `dbt build` replaces that file),

@@ -22,6 +22,8 @@ DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 DEFAULT_MODEL_NAME = "podium"
 DEFAULT_EXPERIMENT = "pitwall-podium"
 DEFAULT_STUDY_STORAGE = "optuna.journal"
+# Seconds between the heartbeats of a running trial in an RDB study storage.
+DEFAULT_HEARTBEAT_SECONDS = 30
 
 
 @dataclass(frozen=True)

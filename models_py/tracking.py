@@ -9,7 +9,9 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import socket
 import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from models_py.evaluation import FoldResult, fold_table, pooled_predictions
+from models_py.features import connect_read_only
 from models_py.settings import REPO_ROOT, Locations
 
 if TYPE_CHECKING:
@@ -51,8 +54,11 @@ def connect(locations: Locations) -> None:
 
 
 def configure(locations: Locations, experiment: str) -> str:
-    """Connect, and make the experiment (created if new) the active one."""
+    """Connect, end the runs killed processes left RUNNING (and say so), and make the
+    experiment (created if new) the active one."""
     connect(locations)
+    for line in end_orphaned_runs():
+        print(f"MLflow: {line}", flush=True)
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         artifact_location = None
@@ -101,10 +107,96 @@ def lock_local_store(tracking_uri: str, holder: str) -> None:
     _store_locks[database] = handle
 
 
+# Who started a run: a process that dies without ending its runs (SIGKILL, out of memory) is
+# recognised by the next command on the same host, which ends them.
+HOST_TAG = "pitwall.host"
+PROCESS_TAG = "pitwall.process"
+COMMAND_TAG = "pitwall.command"
+NOTE_TAG = "mlflow.note.content"
+
+
+def process_identity(pid: int) -> str | None:
+    """`pid:start` of a live process (its start time in clock ticks since boot, so a reused pid
+    is not mistaken for it), or None when no such process exists."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:  # no /proc (macOS): the pid alone
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return str(pid)
+    # The command name (field 2) may hold spaces and parentheses; fields after it are plain.
+    start_ticks = stat.rsplit(")", 1)[1].split()[19]
+    return f"{pid}:{start_ticks}"
+
+
+def process_tags() -> dict[str, str]:
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]]).strip()
+    return {
+        HOST_TAG: socket.gethostname(),
+        PROCESS_TAG: process_identity(os.getpid()) or str(os.getpid()),
+        COMMAND_TAG: command or "python",
+    }
+
+
+def start_run(**kwargs: Any) -> mlflow.ActiveRun:
+    """mlflow.start_run, recording this host and process on a new run."""
+    if "run_id" not in kwargs:
+        kwargs["tags"] = {**process_tags(), **(kwargs.get("tags") or {})}
+    return mlflow.start_run(**kwargs)
+
+
+def end_orphaned_runs() -> list[str]:
+    """End FAILED the runs left RUNNING by processes of this host that no longer exist (killed
+    with SIGKILL, or by the out-of-memory killer, they could not end their runs), each with a
+    note saying so. Returns one line per process whose runs were ended."""
+    client = mlflow.MlflowClient()
+    host = socket.gethostname()
+    if not re.fullmatch(r"[\w.-]+", host):
+        return []  # a name the filter syntax cannot quote safely
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    if not experiments:
+        return []
+    running = client.search_runs(
+        experiments,
+        f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+        max_results=1000,
+    )
+    ended: dict[tuple[str, str], list[str]] = {}
+    for run in running:
+        process = run.data.tags.get(PROCESS_TAG, "")
+        pid = process.split(":", 1)[0]
+        if not pid.isdigit() or process_identity(int(pid)) == process:
+            continue
+        command = run.data.tags.get(COMMAND_TAG, "a pitwall command")
+        note = (
+            f"Ended FAILED by {' '.join(process_tags()[COMMAND_TAG].split()[:2])} "
+            f"(pid {os.getpid()}): the process that ran it ({command}, pid {pid} on {host}) "
+            "no longer exists; it was killed (SIGKILL, out of memory) before it could end its "
+            "runs."
+        )
+        previous = run.data.tags.get(NOTE_TAG)
+        client.set_tag(run.info.run_id, NOTE_TAG, f"{previous}\n\n{note}" if previous else note)
+        client.set_tag(run.info.run_id, "pitwall.orphaned", "true")
+        client.set_terminated(run.info.run_id, "FAILED")
+        ended.setdefault((command, pid), []).append(run.info.run_name or run.info.run_id)
+    return [
+        f"{len(names)} run{'s' if len(names) > 1 else ''} left RUNNING by {command} (pid {pid}), "
+        f"which no longer runs on this host, ended as FAILED: {', '.join(sorted(names)[:5])}"
+        + (" …" if len(names) > 5 else "")
+        for (command, pid), names in ended.items()
+    ]
+
+
 @contextmanager
 def tracked_run(**kwargs: Any) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that always ends: FINISHED, FAILED, or KILLED when interrupted."""
-    run = mlflow.start_run(**kwargs)
+    run = start_run(**kwargs)
     try:
         yield run
     except KeyboardInterrupt:
@@ -146,7 +238,7 @@ def git_commit() -> str:
 
 def warehouse_value(warehouse: Path, sql: str) -> str:
     """One value from the warehouse, or "unknown" (an older warehouse without the model)."""
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with connect_read_only(warehouse) as connection:
         try:
             [(value,)] = connection.execute(sql).fetchall()
         except duckdb.Error:
@@ -220,7 +312,7 @@ def log_trial_run(study: Any, trial: Any) -> None:
     parameters, its mean fold Brier, its state). optuna-integration's MLflowCallback did this
     and is deprecated."""
     tags = {"pitwall.role": "trial", "optuna.study_name": study.study_name}
-    with mlflow.start_run(run_name=f"trial {trial.number}", nested=True, tags=tags):
+    with start_run(run_name=f"trial {trial.number}", nested=True, tags=tags):
         log_params({**trial.params, "trial_number": trial.number, "state": trial.state.name})
         if trial.value is not None:
             mlflow.log_metric("cv_brier", trial.value)

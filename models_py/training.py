@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import mlflow
 import pandas as pd
-from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
 from models_py import serving, tracking, tuning
 from models_py.evaluation import (
@@ -36,6 +36,7 @@ from models_py.features import (
     POST_QUALIFYING,
     PRE_QUALIFYING,
     FeatureTable,
+    connect_read_only,
     load_feature_spec,
     read_features,
 )
@@ -275,7 +276,7 @@ def log_served(
 
 def log_drift(warehouse: Any) -> None:
     """The warehouse's `feature_drift` (dbt), as an artifact of the served run."""
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with connect_read_only(warehouse) as connection:
         try:
             drift = connection.execute("select * from feature_drift").df()
         except duckdb.Error:
@@ -358,15 +359,18 @@ def train_moment(
     recipe, holdout = served.candidate.recipe, served.holdout
     fold = holdout.fold
     name = registered_name(options.model_name, moment)
-    champion = serving.alias_version(MlflowClient(), name, serving.CHAMPION)
-    champion_brier, why_not = (
-        serving.rescore_champion(
-            champion, fold.valid_year, read_season(options.locations, fold.valid_year)
+
+    def decide(champion: Any) -> serving.Decision:
+        """Against the champion as it is when this version's turn comes."""
+        champion_brier, why_not = (
+            serving.rescore_champion(
+                champion, fold.valid_year, read_season(options.locations, fold.valid_year)
+            )
+            if champion is not None
+            else (None, "")
         )
-        if champion is not None
-        else (None, "")
-    )
-    decision = serving.decide(served.summary["holdout_brier"], champion, champion_brier, why_not)
+        return serving.decide(served.summary["holdout_brier"], champion, champion_brier, why_not)
+
     season, before_round = serving_target(context.table)
     refit = ServingRefit(context.cv, recipe, season).fit(before_round)
     with tracking.tracked_run(run_id=served.run_id):
@@ -417,7 +421,7 @@ def train_moment(
     registration = serving.register(
         name,
         model_uri,
-        decision,
+        decide,
         {
             **context.tags,
             **version_tags(recipe, protocol, served, fold, holdout_uri, refit.trained_through),
@@ -482,8 +486,10 @@ def tune(
     storage: str | None,
     name: str | None,
     worker: bool,
+    heartbeat: int = tuning.HEARTBEAT_SECONDS,
 ) -> None:
-    """Add `trials` trials to the protocol's study (created on first use), under one MLflow run
+    """Queue `trials` trials in the protocol's study (created on first use) and run queued
+    trials, with other workers if any, until none is queued or running; under one MLflow run
     with a nested run per trial."""
     started = time.perf_counter()
     context = prepare(locations, protocol, experiment, "train.py tune")
@@ -495,10 +501,22 @@ def tune(
         tuning.study_protocol(protocol, sql_sha256, PRE_QUALIFYING),
         protocol.seed,
         worker=worker,
+        heartbeat=heartbeat,
     )
     before = sum(trial.state.is_finished() for trial in study.trials)
+    tuning.plan(study, trials, worker)
+    waiting = tuning.queued(study)
     where = tracking.redact_url(tuning.dashboard_storage(storage))
-    print(f"study {name!r} in {where}: {before} trials so far, adding {trials}", flush=True)
+    earlier = f" ({waiting - trials} left by earlier calls)" if waiting > trials else ""
+    print(
+        f"study {name!r} in {where}: {before} trials so far; {trials} added to its queue, "
+        f"{waiting} queued{earlier}",
+        flush=True,
+    )
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not waiting and not running:
+        print("nothing to run: queue trials with `python train.py tune --trials N`")
+        return
     tags = {**context.tags, "pitwall.role": "study", "optuna.study_name": name}
     with tracking.tracked_run(run_name=f"optuna study {name}", tags=tags):
         tracking.log_params(
@@ -514,13 +532,15 @@ def tune(
                 "window": protocol.window,
             }
         )
-        callbacks = [tuning.Progress(trials), tracking.log_trial_run]
-        study.optimize(
+        callbacks = [tuning.Progress(max(waiting, 1)), tracking.log_trial_run]
+        tuning.run_queue(
+            study,
             tuning.Objective(context.cv, context.folds, features=context.table.spec.features()),
-            n_trials=trials,
-            callbacks=callbacks,
-            gc_after_trial=False,
+            callbacks,
         )
+        # Workers of this host killed meanwhile (their trials were queued again) left runs open.
+        for line in tracking.end_orphaned_runs():
+            print(f"MLflow: {line}", flush=True)
         best = tuning.best_params(study)
         states = [trial.state.name for trial in study.trials]
         seconds = time.perf_counter() - started

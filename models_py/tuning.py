@@ -10,8 +10,10 @@ adds trials, and `train --params-from-study` reads the best one back.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import socket
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 import optuna
 import sqlalchemy.exc
-from optuna.storages import JournalStorage, RDBStorage
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
@@ -29,10 +31,21 @@ from models_py.evaluation import CrossValidation, FoldResult
 from models_py.features import PRE_QUALIFYING
 from models_py.folds import Fold
 from models_py.models import DEFAULT_LGBM_PARAMS, podium_recipe
-from models_py.settings import DEFAULT_STUDY_STORAGE, REPO_ROOT, Protocol
+from models_py.settings import (
+    DEFAULT_HEARTBEAT_SECONDS,
+    DEFAULT_STUDY_STORAGE,
+    REPO_ROOT,
+    Protocol,
+)
 
 PRUNER_P_THRESHOLD = 0.1
 PRUNER_STARTUP_STEPS = 6
+# Heartbeats of a trial's worker (RDB storages): a trial silent for HEARTBEAT_GRACE intervals is
+# failed and queued again, at most MAX_REQUEUES times (a trial that kills every worker it runs
+# on, e.g. out of memory, is not retried for ever).
+HEARTBEAT_SECONDS = DEFAULT_HEARTBEAT_SECONDS
+HEARTBEAT_GRACE = 4
+MAX_REQUEUES = 2
 
 
 class StudyError(RuntimeError):
@@ -58,28 +71,81 @@ def study_protocol(protocol: Protocol, sql_sha256: str, moment: str) -> dict[str
     }
 
 
-def storage_from_url(url: str | None) -> optuna.storages.BaseStorage:
+class QueueEmpty(Exception):
+    """The study has no queued trial left for this worker to take."""
+
+
+class QueuedTrialsOnlyRDB(RDBStorage):
+    """Optuna's RDB storage, in which a worker runs only queued trials: those `plan` enqueued
+    and those the heartbeat re-queued after their worker died. Optuna's `ask` creates a new
+    trial when the queue is empty; here it raises QueueEmpty instead, so workers sharing a
+    study stop at exactly the planned number of trials, whoever ran them."""
+
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> Any:
+        if template_trial is None:
+            raise QueueEmpty
+        return super()._create_new_trial(study_id, template_trial)
+
+
+class QueuedTrialsOnlyJournal(JournalStorage):
+    """The journal-file storage with the same rule (see QueuedTrialsOnlyRDB)."""
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        if template_trial is None:
+            raise QueueEmpty
+        return super().create_new_trial(study_id, template_trial)
+
+
+class Requeue(RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a trial whose worker stopped sending heartbeats (killed, out of memory,
+    machine lost): the trial is failed and a copy with the same parameters queued, and the
+    worker that noticed says so."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        worker = trial.user_attrs.get("worker", "a worker")
+        print(
+            f"  trial {trial.number} ({worker}) sent no heartbeat for {study_grace(study)} s: "
+            "failed, and queued again with the same parameters",
+            flush=True,
+        )
+        super().__call__(study, trial)
+
+
+def study_grace(study: optuna.Study) -> int | None:
+    storage = study._storage
+    return getattr(getattr(storage, "_backend", storage), "grace_period", None)
+
+
+def storage_from_url(url: str | None, heartbeat: int = HEARTBEAT_SECONDS) -> Any:
     """The study storage: by default the journal file `optuna.journal` in the repository root;
     else a journal file (`journal:PATH`, or a path without `://`) or an RDB URL
-    (`sqlite:///…`, `postgresql://…`)."""
+    (`sqlite:///…`, `postgresql://…`). An RDB storage gets Optuna's heartbeat: a trial whose
+    worker sends none for HEARTBEAT_GRACE heartbeats is failed and queued again."""
     if url is None:
-        return JournalStorage(JournalFileBackend(str(REPO_ROOT / DEFAULT_STUDY_STORAGE)))
+        return QueuedTrialsOnlyJournal(JournalFileBackend(str(REPO_ROOT / DEFAULT_STUDY_STORAGE)))
     if "://" in url and not url.startswith("journal:"):
-        return rdb_storage(url)
+        return rdb_storage(url, heartbeat)
     path = Path(url.removeprefix("journal:")).expanduser().resolve()
-    return JournalStorage(JournalFileBackend(str(path)))
+    return QueuedTrialsOnlyJournal(JournalFileBackend(str(path)))
 
 
-def rdb_storage(url: str, attempts: int = 5) -> RDBStorage:
-    """Optuna's RDB storage. Workers started together on an empty PostgreSQL database race to
-    create Optuna's schema and all but one get a duplicate-key error from PostgreSQL's catalog;
-    once the winner has created it, opening the storage again succeeds."""
-    for attempt in range(1, attempts):
-        try:
-            return RDBStorage(url)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            time.sleep(0.2 * attempt)
-    return RDBStorage(url)
+def rdb_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS, attempts: int = 5) -> Any:
+    """Optuna's RDB storage with heartbeats. Workers started together on an empty PostgreSQL
+    database race to create Optuna's schema and all but one get a duplicate-key error from
+    PostgreSQL's catalog; once the winner has created it, opening the storage again succeeds."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        options = {
+            "heartbeat_interval": heartbeat,
+            "grace_period": heartbeat * HEARTBEAT_GRACE,
+            "heartbeat_stale_trial_callback": Requeue(max_retry=MAX_REQUEUES),
+        }
+        for attempt in range(1, attempts):
+            try:
+                return QueuedTrialsOnlyRDB(url, **options)
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                time.sleep(0.2 * attempt)
+        return QueuedTrialsOnlyRDB(url, **options)
 
 
 def dashboard_storage(url: str | None) -> str:
@@ -108,6 +174,9 @@ def search_space(trial: optuna.Trial) -> dict[str, Any]:
     }
 
 
+WORKER = f"{socket.gethostname()} pid {os.getpid()}"
+
+
 @dataclass
 class Objective:
     """Mean fold Brier of the served probabilities over the CV folds, one fold per step."""
@@ -119,6 +188,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         features = self.features or self.cv.features
+        trial.set_user_attr("worker", WORKER)
         recipe = podium_recipe(features, search_space(trial), moment=self.moment)
         briers: list[float] = []
 
@@ -184,16 +254,17 @@ def open_study(
     seed: int,
     worker: bool = False,
     create: bool = True,
+    heartbeat: int = HEARTBEAT_SECONDS,
 ) -> optuna.Study:
     """Create or resume the named study; refuse one that tuned for another protocol.
 
     A resumed study continues from its own history: the sampler is seeded with the seed plus
-    the trials it already holds, so each call explores new points. Several processes adding
-    trials at once (`worker`) seed by process and use TPE's constant liar, so they do not
-    evaluate the same parameters.
+    the trials it already holds, so each call explores new points. Several processes running
+    trials at once (`worker`) seed by process; TPE's constant liar keeps workers from sampling
+    where another one's trial is running.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    backend = storage_from_url(storage)
+    backend = storage_from_url(storage, heartbeat)
     if not create:
         try:
             study = optuna.load_study(study_name=name, storage=backend)
@@ -209,12 +280,22 @@ def open_study(
         load_if_exists=True,
     )
     check_protocol(study, protocol)
-    if not worker:
-        # Workers start together: each would find the study empty and enqueue the same trial.
-        start_from_defaults(study)
     offset = os.getpid() if worker else len(study.trials)
-    study.sampler = optuna.samplers.TPESampler(seed=seed + offset, constant_liar=worker)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.sampler = optuna.samplers.TPESampler(seed=seed + offset, constant_liar=True)
     return study
+
+
+def plan(study: optuna.Study, trials: int, worker: bool = False) -> None:
+    """Queue `trials` trials in the study; their parameters are drawn by whichever worker runs
+    them. A new study's first is what training serves (not when workers start together: each
+    would find the study empty)."""
+    if trials > 0 and not worker and not study.trials:
+        start_from_defaults(study)
+        trials -= 1
+    for _ in range(trials):
+        study.enqueue_trial({})
 
 
 def start_from_defaults(study: optuna.Study) -> None:
@@ -222,6 +303,40 @@ def start_from_defaults(study: optuna.Study) -> None:
     pruner has a strong reference from the start."""
     if not study.trials:
         study.enqueue_trial(dict(DEFAULT_LGBM_PARAMS), skip_if_exists=True)
+
+
+def queued(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def run_queue(
+    study: optuna.Study,
+    objective: Objective,
+    callbacks: list[Any],
+    poll_seconds: float | None = None,
+) -> None:
+    """Run the study's queued trials until none is queued and none runs anywhere. A worker that
+    finds the queue empty while other workers' trials run waits for them: should one of those
+    workers die, its trial goes back to the queue after the heartbeat's grace period (Optuna
+    checks for silent trials before each trial it starts) and this worker runs it."""
+    grace = study_grace(study)
+    said = False
+    while True:
+        with contextlib.suppress(QueueEmpty):
+            study.optimize(objective, callbacks=callbacks, gc_after_trial=False)
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running or grace is None:
+            # Without heartbeats (a journal file) a trial left by a dead worker would keep
+            # this one waiting for ever; the journal is for one machine anyway.
+            return
+        if not said:
+            print(
+                f"  queue empty; waiting for {len(running)} trial(s) running in other workers "
+                f"(one whose worker died is queued again after {grace} s)",
+                flush=True,
+            )
+            said = True
+        time.sleep(poll_seconds or max(1.0, grace / HEARTBEAT_GRACE))
 
 
 def check_protocol(study: optuna.Study, protocol: dict[str, str]) -> None:

@@ -44,6 +44,18 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 # Failing rows printed per test, and the most raw files named for one (more says nothing).
 MAX_FAILING_ROWS = 10
 MAX_NAMED_FILES = 3
+# Columns that lead a failing row back to its input line (results.csv: raceId, driverId...).
+ROW_KEYS = (
+    "year",
+    "round",
+    "race_id",
+    "driver_id",
+    "constructor_id",
+    "circuit_id",
+    "status_id",
+    "result_id",
+)
+RACES_MODEL = "model.pitwall.stg_ergast__races"
 
 
 class BuildError(RuntimeError):
@@ -202,6 +214,51 @@ def failing_rows(connection: duckdb.DuckDBPyConnection, compiled_sql: str) -> li
     return [describe_row(columns, row) for row in rows]
 
 
+def offending_rows(
+    connection: duckdb.DuckDBPyConnection, node: dict[str, Any], manifest: dict[str, Any]
+) -> list[str] | None:
+    """For a test of one model's column whose failing rows carry only the bad values (dbt's
+    not_null, unique, accepted_values, relationships; value_between): the model's rows with
+    those values, with the keys that lead back to the input (season, round, race, driver...).
+    None when the test is not of that kind."""
+    column = node.get("column_name")
+    model = manifest.get("nodes", {}).get(node.get("attached_node") or "", {})
+    relation = model.get("relation_name")
+    if not column or not relation or not re.fullmatch(r"\w+", column):
+        return None
+    try:
+        present = [
+            c[0] for c in connection.execute(f"select * from {relation} limit 0").description
+        ]
+    except duckdb.Error:
+        return None
+    keys = [key for key in ROW_KEYS if key in present and key != column]
+    if not keys:
+        return None
+    source = f"{relation} as tested"
+    races = manifest.get("nodes", {}).get(RACES_MODEL, {}).get("relation_name")
+    if "race_id" in keys and "year" not in keys and races:
+        # A race id alone sends the reader to races.csv first: say the season and round.
+        source += f" join {races} as races using (race_id)"
+        keys = ["races.year", "races.round", *keys]
+    if (node.get("test_metadata") or {}).get("name") == "not_null":
+        condition = f"tested.{column} is null"
+    else:  # the failing rows' first column holds the failing values
+        condition = f"tested.{column} in (select #1 from (\n{node['compiled_code']}\n) as failing)"
+    selected = ", ".join([*(k if "." in k else f"tested.{k}" for k in keys), f"tested.{column}"])
+    try:
+        cursor = connection.execute(
+            f"select {selected} from {source} where {condition} "
+            f"order by {', '.join(k if '.' in k else f'tested.{k}' for k in keys)} "
+            f"limit {MAX_FAILING_ROWS}"
+        )
+        rows = cursor.fetchall()
+    except duckdb.Error:
+        return None
+    columns = [description[0] for description in cursor.description]
+    return [describe_row(columns, row) for row in rows]
+
+
 def describe_test(
     result: dict[str, Any], manifest: dict[str, Any], connection: duckdb.DuckDBPyConnection
 ) -> list[str]:
@@ -213,7 +270,11 @@ def describe_test(
     count = result.get("failures") or 0
     shown = f", first {MAX_FAILING_ROWS} shown" if count > MAX_FAILING_ROWS else ""
     lines = [f"{name}: {count} failing row{'s' if count != 1 else ''}{shown}"]
-    for row in failing_rows(connection, result["compiled_code"]):
+    node = {**node, "compiled_code": result["compiled_code"]}
+    rows = offending_rows(connection, node, manifest)
+    if rows:
+        lines[0] += f"; rows of {node['attached_node'].split('.')[-1]} with the failing values"
+    for row in rows or failing_rows(connection, result["compiled_code"]):
         lines.append(f"  {files}: {row}" if files else f"  {row}")
     return lines
 

@@ -4,8 +4,9 @@ Usage: python scripts/load_data.py [--source SRC] [--dest DIR]
 
 SRC is a folder, a .zip file or an http(s) URL of a zip (default: $PITWALL_DATA_SOURCE, else
 DEFAULT_SOURCE). DIR defaults to $PITWALL_RAW_DIR, else <repo>/data/raw. Every table is checked
-(columns, types, nulls, primary, unique and foreign keys) before DIR is touched; the new folder
-then replaces DIR in a single rename, with a manifest.json recording row counts and hashes.
+(columns, types, nulls, value ranges, primary, unique and foreign keys) before DIR is touched;
+the new folder then replaces DIR in a single rename, with a manifest.json recording row counts
+and hashes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -214,7 +216,36 @@ PRIMARY_KEYS: dict[str, str] = {
     "constructor_standings": "constructorStandingsId",
 }
 
-UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {"races": (("year", "round"),)}
+# One result, sprint result or qualifying row per driver and race: a second row for a (race,
+# driver) would be merged downstream as if it were a shared drive (below).
+_PER_DRIVER = (("raceId", "driverId"),)
+UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "races": (("year", "round"),),
+    "results": _PER_DRIVER,
+    "sprint_results": _PER_DRIVER,
+    "qualifying": _PER_DRIVER,
+}
+
+# Shared drives, last in 1978: the real results.csv has several rows for one (race, driver) in
+# 1950-1958, 1960-1962 and 1964 (two drivers sharing a car, each credited, or one driver taking
+# over a second car) and once in 1978 (Harald Ertl entered at Monza by both ATS and Ensign,
+# failing to qualify and to pre-qualify). Results of races up to this season may repeat a
+# (raceId, driverId); later ones may not, and sprint_results and qualifying never may.
+LAST_SHARED_DRIVE_SEASON = 1978
+SHARED_DRIVE_KEYS: dict[str, tuple[str, ...]] = {"results": ("raceId", "driverId")}
+
+# Inclusive lower bounds of numeric columns (a null is not checked): a finishing position of 0,
+# a negative grid slot, points or laps are typos the features would silently average in.
+_RESULT_MINIMUMS = {"position": 1, "positionOrder": 1, "grid": 0, "points": 0, "laps": 0}
+MINIMUMS: dict[str, dict[str, int]] = {
+    "results": _RESULT_MINIMUMS,
+    "sprint_results": _RESULT_MINIMUMS,
+    "qualifying": {"position": 1},
+}
+
+# races.year runs from the first championship season to a year ahead (the calendar is published
+# up to a year in advance; anything later is a typo), and a race's date falls in its own year.
+FIRST_SEASON = 1950
 
 _RESULT_FKS = {
     "raceId": "races",
@@ -570,8 +601,72 @@ def _parse_table(name: str, data: bytes, errors: _ErrorLog) -> _Table | None:
     return table
 
 
-def _check_keys(table: _Table, errors: _ErrorLog) -> tuple[set[int], bool]:
-    """Check primary and unique keys; return the set of primary keys and whether it is complete."""
+def last_allowed_season() -> int:
+    """The latest races.year accepted: next year's calendar may already be out."""
+    return date.today().year + 1
+
+
+def _check_ranges(table: _Table, errors: _ErrorLog) -> None:
+    """Check MINIMUMS and, for races, the season and date; values with a type error are skipped
+    (already reported)."""
+    for col, lo in MINIMUMS.get(table.name, {}).items():
+        index = table.header.index(col)
+        pattern, number = (
+            (INT_RE, int) if SCHEMAS[table.name][col].type == "int" else (_FLOAT_RE, float)
+        )
+        # A column holds few distinct values: judge each once, then look for the rows only if
+        # one is out of range.
+        low = {
+            v for v in {row[index] for row in table.rows} if pattern.fullmatch(v) and number(v) < lo
+        }
+        if not low:
+            continue
+        for row, line in zip(table.rows, table.lines, strict=True):
+            value = row[index]
+            if value in low:
+                errors.add(
+                    f"{table.file} line {line}, column {col}: {value} is below the minimum {lo}"
+                )
+    if table.name != "races":
+        return
+    last = last_allowed_season()
+    year_index, date_index = table.header.index("year"), table.header.index("date")
+    for row, line in zip(table.rows, table.lines, strict=True):
+        year, day = row[year_index], row[date_index]
+        if not INT_RE.fullmatch(year):
+            continue
+        if not FIRST_SEASON <= int(year) <= last:
+            errors.add(
+                f"{table.file} line {line}, column year: {year} is outside {FIRST_SEASON}-{last} "
+                "(a calendar is published at most a year ahead)"
+            )
+        elif is_date(day) and int(day[:4]) != int(year):
+            errors.add(
+                f"{table.file} line {line}, column date: {day} is not in the race's year {year}"
+            )
+
+
+def _races_after_shared_drives(races: _Table | None) -> set[int]:
+    """raceIds of the seasons after LAST_SHARED_DRIVE_SEASON. A race whose id or year is not an
+    integer is left out: its own error is the useful one."""
+    if races is None:
+        return set()
+    year_index, id_index = races.header.index("year"), races.header.index("raceId")
+    return {
+        int(row[id_index])
+        for row in races.rows
+        if INT_RE.fullmatch(row[id_index])
+        and INT_RE.fullmatch(row[year_index])
+        and int(row[year_index]) > LAST_SHARED_DRIVE_SEASON
+    }
+
+
+def _check_keys(table: _Table, errors: _ErrorLog, strict_races: set[int]) -> tuple[set[int], bool]:
+    """Check primary and unique keys; return the set of primary keys and whether it is complete.
+
+    A SHARED_DRIVE_KEYS duplicate is an error only in a race of `strict_races` (the seasons
+    after LAST_SHARED_DRIVE_SEASON); a race missing from races.csv is reported as such instead.
+    """
     pk = PRIMARY_KEYS[table.name]
     pk_index = table.header.index(pk)
     first_seen: dict[int, int] = {}
@@ -590,17 +685,33 @@ def _check_keys(table: _Table, errors: _ErrorLog) -> tuple[set[int], bool]:
         else:
             first_seen[key] = line
     for cols in UNIQUE_KEYS.get(table.name, ()):
-        indexes = [table.header.index(c) for c in cols]
+        shared = SHARED_DRIVE_KEYS.get(table.name) == cols
+        note = (
+            f"; only races up to {LAST_SHARED_DRIVE_SEASON} (shared drives) may list a driver twice"
+            if shared
+            else ""
+        )
+        race_index = table.header.index("raceId") if shared else -1
+        columns = [[row[i] for row in table.rows] for i in map(table.header.index, cols)]
+        combos = list(zip(*columns, strict=True))
+        # Column-wise counting first: the row loop below only handles the rare repeated keys.
+        repeated = {combo for combo, n in Counter(combos).items() if n > 1}
+        if not repeated:
+            continue
         seen: dict[tuple[str, ...], int] = {}
-        for row, line in zip(table.rows, table.lines, strict=True):
-            combo = tuple(row[i] for i in indexes)
-            if combo in seen:
-                errors.add(
-                    f"{table.file} line {line}, columns {', '.join(cols)}: duplicate "
-                    f"({', '.join(combo)}) (first at line {seen[combo]})"
-                )
-            else:
+        for combo, row, line in zip(combos, table.rows, table.lines, strict=True):
+            if combo not in repeated:
+                continue
+            if combo not in seen:
                 seen[combo] = line
+                continue
+            race = row[race_index]
+            if shared and not (INT_RE.fullmatch(race) and int(race) in strict_races):
+                continue
+            errors.add(
+                f"{table.file} line {line}, columns {', '.join(cols)}: duplicate "
+                f"({', '.join(combo)}) (first at line {seen[combo]}){note}"
+            )
     return set(first_seen), complete
 
 
@@ -633,7 +744,10 @@ def _validate(files: dict[str, bytes], errors: _ErrorLog) -> dict[str, _Table]:
             table = _parse_table(name, files[name], errors)
             if table is not None:
                 tables[name] = table
-    keys = {name: _check_keys(table, errors) for name, table in tables.items()}
+    for table in tables.values():
+        _check_ranges(table, errors)
+    strict = _races_after_shared_drives(tables.get("races"))
+    keys = {name: _check_keys(table, errors, strict) for name, table in tables.items()}
     _check_foreign_keys(tables, keys, errors)
     errors.raise_if_any()
     return tables

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.build_warehouse import build
+from scripts.build_warehouse import build, default_practice_dir, default_raw_dir
 from scripts.load_data import load
 from scripts.load_practice import load_practice
 
@@ -24,30 +24,45 @@ SHARED_F1 = REPO_ROOT.parent / "shared" / "data" / "f1"
 SHARED_F1DB = REPO_ROOT.parent / "shared" / "data" / "f1db"
 
 
-def shared_source(variable: str, shared: Path, marker: str) -> str:
-    """A real data source: $variable, else the folder in ../shared that holds `marker`.
+def shared_source(variable: str, placed: Path, shared: Path, marker: str) -> str:
+    """A real data source: $variable; else the folder the loader placed (`make setup` or
+    `make data`, whatever source it came from: its manifest.json says which); else the folder
+    in ../shared that holds `marker`.
 
     Under CI a missing source fails the run instead of skipping every real-data test.
     """
     source = os.environ.get(variable)
     if source:
         return source
+    if (placed / "manifest.json").exists():
+        return str(placed)
     if (shared / marker).exists():
         return str(shared)
-    message = f"no real data: set {variable} or provide {shared}"
+    message = f"no real data: set {variable}, run `make data`, or provide {shared}"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
 
 
 def real_data_source() -> str:
-    """The Ergast data `make setup` loads ($PITWALL_DATA_SOURCE), else ../shared/data/f1."""
-    return shared_source("PITWALL_DATA_SOURCE", SHARED_F1, "races.csv")
+    """The Ergast data: $PITWALL_DATA_SOURCE, else what `make data` placed, else ../shared."""
+    return shared_source("PITWALL_DATA_SOURCE", default_raw_dir(), SHARED_F1, "races.csv")
 
 
 def real_practice_source() -> str:
-    """The practice data ($PITWALL_PRACTICE_SOURCE), else ../shared/data/f1db."""
-    return shared_source("PITWALL_PRACTICE_SOURCE", SHARED_F1DB, "f1db-races.csv")
+    """The practice data: $PITWALL_PRACTICE_SOURCE, else what `make data` placed, else
+    ../shared/data/f1db."""
+    return shared_source(
+        "PITWALL_PRACTICE_SOURCE", default_practice_dir(), SHARED_F1DB, "f1db-races.csv"
+    )
+
+
+def pytest_report_header() -> str:
+    """Which real data this run tests on."""
+    try:
+        return f"real data: {real_data_source()} (practice: {real_practice_source()})"
+    except (pytest.skip.Exception, pytest.fail.Exception) as missing:
+        return f"real data: none ({missing.msg}): the real-data tests will not run"
 
 
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
@@ -61,9 +76,19 @@ def isolated_stores(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as patch:
         # A crash in a command the tests start prints its Python traceback.
         patch.setenv("PYTHONFAULTHANDLER", "1")
-        patch.setenv("PITWALL_PREDICTIONS_DIR", str(tmp_path_factory.mktemp("predictions")))
+        # One store for the run, like the real warehouse whose `predictions` view reads it:
+        # shared by the xdist workers (make sql allows reading only the store the view reads).
+        patch.setenv("PITWALL_PREDICTIONS_DIR", str(run_folder(tmp_path_factory) / "predictions"))
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/x.db")
         yield
+
+
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This test run's temporary folder, shared by its pytest-xdist workers."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # above each worker's own
+    return root
 
 
 def prepared_once(
@@ -71,9 +96,7 @@ def prepared_once(
 ) -> Path:
     """A folder `prepare` fills once per test run: under pytest-xdist every worker shares it
     (the first to take the lock prepares it, the others wait and reuse it)."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # this run's folder, above each worker's own
+    root = run_folder(tmp_path_factory)
     folder = root / name
     with (root / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -6,6 +6,7 @@ import contextlib
 import io
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,13 @@ def command(
         str(manifest),
         *extra,
     ]
+
+
+def start(arguments: list[str], env: dict | None = None) -> subprocess.Popen:
+    """A command in a process of its own, its output captured as text."""
+    return subprocess.Popen(
+        arguments, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def run(
@@ -118,3 +126,26 @@ def invoke_predict(store: Path, warehouse: Path, manifest: Path, *extra: str) ->
         str(store / "predictions"),
         *extra,
     )
+
+
+@contextlib.contextmanager
+def held_for_writing(warehouse: Path) -> Iterator[int]:
+    """The warehouse open for writing in another process (as a DuckDB CLI session would hold
+    it) for the duration; yields that process's PID."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, duckdb, time; c = duckdb.connect(sys.argv[1]); "
+            "print('ready', flush=True); time.sleep(120)",
+            str(warehouse),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)

@@ -14,7 +14,7 @@ import pytest
 
 from scripts.build_warehouse import SKIP_TESTS, build
 from scripts.load_data import load
-from tests.helpers import Result, invoke_predict, invoke_train, sqlite_uri
+from tests.helpers import Result, held_for_writing, invoke_predict, invoke_train, sqlite_uri
 
 pytestmark = pytest.mark.slow
 
@@ -116,4 +116,18 @@ def test_predict_without_an_upcoming_race(
     assert completed.stderr.strip() == (
         "error: no upcoming race in the data: every scheduled race has results"
     )
+    assert not (tmp_path / "predictions").exists()
+
+
+def test_predict_while_another_process_writes_the_warehouse(
+    real_warehouse: Path, real_manifest: Path, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "pitwall.duckdb"
+    shutil.copyfile(real_warehouse, warehouse)
+    with held_for_writing(warehouse) as pid:
+        completed = invoke_predict(tmp_path, warehouse, real_manifest)
+    assert completed.returncode == 3
+    [line] = completed.stderr.strip().splitlines()
+    assert line.startswith(f"error: {warehouse} is in use by ")
+    assert f"(PID {pid}), which has it open for writing: close that program" in line
     assert not (tmp_path / "predictions").exists()

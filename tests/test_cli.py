@@ -3,12 +3,15 @@ exit-code convention (0 ok, 2 bad input or usage, 3 busy, 130 interrupted)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from models_py import cli
 from models_py.cli import COMMANDS, build_parser, main, parameter
 from tests.conftest import REPO_ROOT
 
@@ -89,3 +92,20 @@ def test_a_store_held_by_another_process_exits_3(command: str, tmp_path: Path) -
         pytest.skip("needs a built warehouse (make build)")
     assert completed.returncode == 3, completed.stderr
     assert "is in use by train.py pid 1" in completed.stderr
+
+
+def test_an_interrupt_during_a_store_call_is_raised_once_the_call_is_over() -> None:
+    """A KeyboardInterrupt inside SQLAlchemy can leave the SQLite store locked, and the runs
+    could then not be ended: the interrupt is delivered a moment later instead."""
+    store_code: dict = {"__name__": "sqlalchemy.engine.base", "sys": sys}
+    exec("def current_frame():\n    return sys._getframe()", store_code)
+    previous = signal.getsignal(signal.SIGALRM)
+    try:
+        cli.interrupt(signal.SIGTERM, store_code["current_frame"]())  # deferred, no raise
+        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+            time.sleep(5)  # the re-delivered interrupt lands here, outside the store call
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    with pytest.raises(KeyboardInterrupt):
+        cli.interrupt(signal.SIGINT, sys._getframe())

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from scripts.build_warehouse import remove_abandoned_builds
 from tests.conftest import REPO_ROOT
-from tests.helpers import command, run_predict, run_train, sqlite_uri
+from tests.helpers import command, run, run_predict, run_train, sqlite_uri
 
 pytestmark = pytest.mark.slow
 
@@ -195,3 +195,59 @@ def test_two_trainings_on_one_sqlite_store(
     versions = client.search_model_versions(max_results=100)
     lgbm_versions = [version for version in versions if version.name == "podium"]
     assert len(lgbm_versions) == 1  # the refused training registered nothing
+
+
+def test_a_killed_training_leaves_no_run_running(
+    real_warehouse: Path, real_manifest: Path, tmp_path: Path
+) -> None:
+    """SIGKILL (what the out-of-memory killer sends) gives a process no chance to end its runs:
+    the next command on this host ends them FAILED, with a note, and says so."""
+    arguments = command(
+        "train",
+        real_warehouse,
+        real_manifest,
+        "--no-baselines",
+        "--tracking-uri",
+        sqlite_uri(tmp_path),
+    )
+    process = subprocess.Popen(
+        arguments, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "fold  1/2" in line:
+            process.kill()
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    left = [status for status in statuses(tmp_path) if status == "RUNNING"]
+    assert left, "the killed training had no run open"
+
+    # The next command that opens the store (here the quickest: a `tune` with nothing to run).
+    completed = run(
+        "tune",
+        real_warehouse,
+        real_manifest,
+        "--trials",
+        "0",
+        "--storage",
+        str(tmp_path / "study.journal"),
+        "--tracking-uri",
+        sqlite_uri(tmp_path),
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert "nothing to run" in completed.stdout
+    expected = (
+        f"MLflow: {len(left)} run{'s' if len(left) > 1 else ''} left RUNNING by train.py train "
+        f"(pid {process.pid}), which no longer runs on this host, ended as FAILED"
+    )
+    assert expected in completed.stdout
+    assert "RUNNING" not in statuses(tmp_path)
+    client = MlflowClient(sqlite_uri(tmp_path))
+    experiment = client.get_experiment_by_name("pitwall-podium")
+    orphans = client.search_runs([experiment.experiment_id], "tags.`pitwall.orphaned` = 'true'")
+    assert len(orphans) == len(left)
+    for orphan in orphans:
+        assert orphan.info.status == "FAILED"
+        assert f"pid {process.pid}" in orphan.data.tags["mlflow.note.content"]

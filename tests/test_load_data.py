@@ -8,12 +8,14 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -422,17 +424,151 @@ BAD_CASES = [
 ]
 
 
+def rejected(loaded: Path, mini: Path) -> list[str]:
+    """Load the (corrupted) mini source over `loaded`: the errors, with `loaded` untouched."""
+    before = snapshot(loaded)
+    with pytest.raises(LoadError) as info:
+        load(str(mini), loaded)
+    assert str(info.value) == "\n".join(info.value.errors)
+    assert snapshot(loaded) == before
+    return info.value.errors
+
+
 @pytest.mark.parametrize(("corrupt", "expected"), BAD_CASES)
 def test_bad_input_is_rejected_and_raw_dir_untouched(
     loaded: Path, mini: Path, corrupt: Callable[[Path], None], expected: str
 ) -> None:
-    before = snapshot(loaded)
     corrupt(mini)
-    with pytest.raises(LoadError) as info:
-        load(str(mini), loaded)
-    assert expected.format(src=mini) in info.value.errors
-    assert str(info.value) == "\n".join(info.value.errors)
-    assert snapshot(loaded) == before
+    assert expected.format(src=mini) in rejected(loaded, mini)
+
+
+# --- one row per (race, driver); value ranges --------------------------------------------------
+
+_SHARED_NOTE = (
+    f"; only races up to {load_data.LAST_SHARED_DRIVE_SEASON} (shared drives) "
+    "may list a driver twice"
+)
+
+
+def _set_race_year(folder: Path, line: int, year: int) -> None:
+    """Move the race on `line` of races.csv (with its date) to `year`."""
+    set_field(folder, "races.csv", line, 1, str(year))
+    edit_line(folder, "races.csv", line, lambda s: re.sub(r"\b20\d\d-", f"{year}-", s))
+
+
+def _dup_result_in(year: int) -> Callable[[Path], None]:
+    # results.csv line 3 (race 1, Norris) becomes a second row for race 1, Verstappen (line 2).
+    def corrupt(folder: Path) -> None:
+        _set_race_year(folder, 2, year)
+        set_field(folder, "results.csv", 3, 2, "830")
+
+    return corrupt
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "expected"),
+    [
+        pytest.param(
+            _dup_result_in(2024),
+            "results.csv line 3, columns raceId, driverId: duplicate (1, 830) (first at line 2)"
+            + _SHARED_NOTE,
+            id="results",
+        ),
+        pytest.param(
+            _dup_result_in(load_data.LAST_SHARED_DRIVE_SEASON + 1),
+            "results.csv line 3, columns raceId, driverId: duplicate (1, 830) (first at line 2)"
+            + _SHARED_NOTE,
+            id="results-first-season-after-shared-drives",
+        ),
+        pytest.param(
+            lambda f: set_field(f, "sprint_results.csv", 3, 2, "830"),
+            "sprint_results.csv line 3, columns raceId, driverId: duplicate (2, 830) "
+            "(first at line 2)",
+            id="sprint_results",
+        ),
+        pytest.param(
+            lambda f: set_field(f, "qualifying.csv", 4, 2, "846"),
+            "qualifying.csv line 4, columns raceId, driverId: duplicate (1, 846) (first at line 3)",
+            id="qualifying",
+        ),
+    ],
+)
+def test_duplicate_race_driver_is_rejected_and_raw_dir_untouched(
+    loaded: Path, mini: Path, corrupt: Callable[[Path], None], expected: str
+) -> None:
+    corrupt(mini)
+    assert rejected(loaded, mini) == [expected]
+
+
+@pytest.mark.parametrize("year", [1955, load_data.LAST_SHARED_DRIVE_SEASON])
+def test_duplicate_result_in_a_shared_drive_season_loads(
+    loaded: Path, mini: Path, year: int
+) -> None:
+    _dup_result_in(year)(mini)
+    manifest = load(str(mini), loaded)
+    assert manifest["tables"]["results"]["rows"] == 6
+    rows = csv_rows(loaded / "results.csv")
+    assert [r[1:3] for r in rows[1:3]] == [["1", "830"], ["1", "830"]]
+
+
+_NEXT_YEAR = date.today().year + 1
+_OUT_OF_RANGE = [
+    # (file, line, field index, bad value, expected error)
+    ("results.csv", 2, 6, "0", "column position: 0 is below the minimum 1"),
+    ("results.csv", 3, 8, "0", "column positionOrder: 0 is below the minimum 1"),
+    ("results.csv", 4, 5, "-1", "column grid: -1 is below the minimum 0"),
+    ("results.csv", 5, 9, "-0.5", "column points: -0.5 is below the minimum 0"),
+    ("results.csv", 6, 10, "-3", "column laps: -3 is below the minimum 0"),
+    ("sprint_results.csv", 2, 6, "-2", "column position: -2 is below the minimum 1"),
+    ("sprint_results.csv", 3, 8, "0", "column positionOrder: 0 is below the minimum 1"),
+    ("sprint_results.csv", 4, 5, "-1", "column grid: -1 is below the minimum 0"),
+    ("sprint_results.csv", 2, 9, "-8", "column points: -8 is below the minimum 0"),
+    ("sprint_results.csv", 3, 10, "-19", "column laps: -19 is below the minimum 0"),
+    ("qualifying.csv", 2, 5, "0", "column position: 0 is below the minimum 1"),
+    ("races.csv", 4, 5, "2026-03-16", "column date: 2026-03-16 is not in the race's year 2025"),
+    ("races.csv", 4, 5, "2205-03-16", "column date: 2205-03-16 is not in the race's year 2025"),
+]
+
+
+@pytest.mark.parametrize(
+    ("file", "line", "index", "value", "expected"),
+    [
+        pytest.param(f, n, i, v, e, id=f"{f}-{e.split(':')[0].removeprefix('column ')}={v}")
+        for f, n, i, v, e in _OUT_OF_RANGE
+    ],
+)
+def test_value_out_of_range_is_rejected_and_raw_dir_untouched(
+    loaded: Path, mini: Path, file: str, line: int, index: int, value: str, expected: str
+) -> None:
+    set_field(mini, file, line, index, value)
+    assert rejected(loaded, mini) == [f"{file} line {line}, {expected}"]
+
+
+@pytest.mark.parametrize("year", [_NEXT_YEAR + 1, 2205, load_data.FIRST_SEASON - 1])
+def test_race_year_out_of_range_is_rejected_and_raw_dir_untouched(
+    loaded: Path, mini: Path, year: int
+) -> None:
+    _set_race_year(mini, 3, year)  # date moves along: only the year is wrong
+    assert rejected(loaded, mini) == [
+        f"races.csv line 3, column year: {year} is outside 1950-{_NEXT_YEAR} "
+        "(a calendar is published at most a year ahead)"
+    ]
+
+
+def test_range_boundaries_load(loaded: Path, mini: Path) -> None:
+    _set_race_year(mini, 4, _NEXT_YEAR)  # next season's calendar may already be out
+    _set_race_year(mini, 2, load_data.FIRST_SEASON)
+    for file, line, index, value in [
+        ("results.csv", 2, 5, "0"),  # grid 0: pit-lane start
+        ("results.csv", 2, 9, "0"),
+        ("results.csv", 2, 10, "0"),
+        ("sprint_results.csv", 2, 9, "0.0"),
+        ("results.csv", 3, 6, r"\N"),  # a null position is not range-checked
+    ]:
+        set_field(mini, file, line, index, value)
+    manifest = load(str(mini), loaded)
+    assert manifest["tables"]["races"]["rows"] == 3
+    assert csv_rows(loaded / "races.csv")[3][1] == str(_NEXT_YEAR)
 
 
 def test_broken_parent_key_does_not_cascade_into_fk_errors(loaded: Path, mini: Path) -> None:

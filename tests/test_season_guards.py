@@ -30,10 +30,12 @@ from scripts import build_warehouse
 from scripts.build_warehouse import build
 from scripts.load_data import load
 from scripts.refresh import Snapshot, changes
-from tests.conftest import UNIT_TESTS_ASIDE
+from tests.conftest import UNIT_TESTS_ASIDE, read_csv_rows
 from tests.season_data import SeasonData
 
 CUT = (2025, 17)
+# Tests of the selected models only (not those that also read models left out of the build).
+CAUTIOUS = ["--indirect-selection", "cautious"]
 # "Wheel nut", the example a curator would think of first, is already in the data and the seed.
 NEW_STATUS = "Floor damage"
 NEW_CIRCUIT = "madring"
@@ -344,3 +346,49 @@ def test_missing_raw_data_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 2
     assert "manifest.json missing" in capsys.readouterr().err
     assert not (tmp_path / "pitwall.duckdb").exists()
+
+
+# --- a failing data test says which rows: keys back to the input line, and the bad value ---------
+
+
+@pytest.mark.slow
+def test_a_failing_data_test_prints_the_keys_of_its_rows(
+    tmp_path: Path, real_raw_dir: Path
+) -> None:
+    """A date-of-birth typo passes the loader (a valid date) but makes a driver a few years old:
+    the failing test prints the rows of the model with season, round, race and driver."""
+    raw_dir = tmp_path / "raw"
+    shutil.copytree(real_raw_dir, raw_dir)
+    drivers = read_csv_rows(raw_dir / "drivers.csv")
+    [driver] = [row for row in drivers if row["driverRef"] == "max_verstappen"]
+    driver["dob"] = "2019-09-30"
+    with (raw_dir / "drivers.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(driver), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(drivers)
+
+    with pytest.raises(build_warehouse.BuildError) as refused:
+        # Only what the tested model needs: the rest of the build has no bearing on the output.
+        build(
+            tmp_path / "pitwall.duckdb",
+            raw_dir,
+            [*UNIT_TESTS_ASIDE, "--select", "+int_driver_race_context", *CAUTIOUS],
+            target_path=tmp_path / "target",
+        )
+
+    details = refused.value.details
+    failing = [line for line in details if line.startswith("value_between_int_driver_race")]
+    assert failing and "rows of int_driver_race_context with the failing values" in failing[0]
+    # His first race, where the typo makes him minus four: the rows come in calendar order.
+    results = read_csv_rows(raw_dir / "results.csv")
+    raced = {row["raceId"] for row in results if row["driverId"] == driver["driverId"]}
+    debut = min(
+        (int(race["year"]), int(race["round"]), race["raceId"])
+        for race in read_csv_rows(raw_dir / "races.csv")
+        if race["raceId"] in raced
+    )
+    first = (
+        f"year={debut[0]}, round={debut[1]}, race_id={debut[2]}, driver_id={driver['driverId']}, "
+        "driver_age_years=-4."
+    )
+    assert details[details.index(failing[0]) + 1].strip().startswith(first), details

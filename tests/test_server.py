@@ -1,9 +1,11 @@
-"""Team scale on real servers: PostgreSQL (pgserver, a real server on a Unix socket), an
-`mlflow server` on it over loopback HTTP, `train.py` against the server, and two `tune` workers
-sharing one Optuna study in PostgreSQL."""
+"""Team scale on real servers, as docs/team.md sets it up: PostgreSQL (pgserver, a real server
+on a Unix socket), an `mlflow server` on it with `--serve-artifacts` over loopback HTTP;
+`train.py` and `predict` against it; two trainings at once; `tune` workers sharing one Optuna
+study in PostgreSQL, one of them killed mid-trial."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,19 +16,20 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import optuna
+import pandas as pd
 import pytest
+import sqlalchemy.exc
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
-from models_py.features import load_feature_spec, read_features
-from models_py.serving import model_features, served_input
-from tests.conftest import REPO_ROOT
-from tests.helpers import command, run_train
+from tests.helpers import command, run, start
 
 pytestmark = pytest.mark.slow
 
 SECRET = "s3cr3t-token"
+# What the concurrent trainings test needs is two registrations at once, not a long CV.
+ONE_FOLD = ["--first-cv-season", "2023", "--last-cv-season", "2023"]
 
 
 def free_port() -> int:
@@ -117,11 +120,12 @@ def server(postgres: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def trained_on_server(server, real_warehouse: Path, real_manifest: Path):
+    """`python train.py` (both moments, baselines; a short protocol) against the server."""
     url, _ = server
     # Credentials in the URI must reach the server but never a param, a tag or the output.
     secret_url = url.replace("http://", f"http://pitwall:{SECRET}@")
     env = dict(os.environ, MLFLOW_TRACKING_URI=secret_url)
-    completed = run_train(real_warehouse, real_manifest, env=env)
+    completed = run("train", real_warehouse, real_manifest, env=env)
     assert completed.returncode == 0, completed.stderr
     mlflow.set_tracking_uri(url)
     return completed, MlflowClient(url)
@@ -133,77 +137,173 @@ def test_runs_artifacts_and_registry_over_http(
     _, client = trained_on_server
     experiment = client.get_experiment_by_name("pitwall-podium")
     runs = client.search_runs([experiment.experiment_id])
-    # The served candidate (the podium model or its challenger, whichever won on CV).
-    [parent] = [run for run in runs if run.data.tags.get("pitwall.served") == "true"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 2
-    assert parent.info.artifact_uri.startswith("mlflow-artifacts:")
-
+    served = [run for run in runs if run.data.tags.get("pitwall.served") == "true"]
+    assert len(served) == 2  # one per moment
+    for parent in served:
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert len(children) == 2  # a run per CV fold
+        assert parent.info.artifact_uri.startswith("mlflow-artifacts:")
     downloaded = Path(
-        client.download_artifacts(parent.info.run_id, "cv_fold_metrics.csv", tmp_path)
+        client.download_artifacts(served[0].info.run_id, "cv_fold_metrics.csv", tmp_path)
     )
     assert downloaded.read_text().startswith("valid_season,")
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    for name in ("podium", "podium-post-qualifying"):
+        champion = client.get_model_version_by_alias(name, "champion")
+        assert champion.tags["training_run_id"] in {run.info.run_id for run in served}
 
-    champion = client.get_model_version_by_alias("podium", "champion")
-    assert champion.tags["training_run_id"] == parent.info.run_id
-    # The champion, loaded over HTTP in one call, turns the upcoming race into probabilities
-    # summing to 3.
-    pyfunc = mlflow.pyfunc.load_model("models:/podium@champion")
-    features = model_features(pyfunc)
-    upcoming = read_features(
-        real_warehouse, load_feature_spec(real_manifest), features, where="f.is_upcoming"
-    ).frame
-    probability = np.asarray(pyfunc.predict(served_input(upcoming, features)))
-    assert len(probability) == 20
-    assert np.all((probability > 0) & (probability < 1))
-    assert probability.sum() == pytest.approx(3.0)
+
+def test_predict_over_http(
+    server, trained_on_server, real_warehouse: Path, real_manifest: Path, tmp_path: Path
+) -> None:
+    url, _ = server
+    completed = run(
+        "predict",
+        real_warehouse,
+        real_manifest,
+        "--store",
+        str(tmp_path / "predictions"),
+        env=dict(os.environ, MLFLOW_TRACKING_URI=url),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "podium v1 (@champion)" in completed.stdout
+    [stored] = list((tmp_path / "predictions").rglob("*.parquet"))
+    forecast = pd.read_parquet(stored)
+    assert len(forecast) == 20
+    assert forecast["podium_probability"].sum() == pytest.approx(3.0)
 
 
 def test_no_secret_is_logged_or_printed(trained_on_server) -> None:
     completed, client = trained_on_server
     assert SECRET not in completed.stdout + completed.stderr
     experiment = client.get_experiment_by_name("pitwall-podium")
-    for run in client.search_runs([experiment.experiment_id]):
-        logged = " ".join([*run.data.params.values(), *run.data.tags.values()])
+    for run_ in client.search_runs([experiment.experiment_id]):
+        logged = " ".join([*run_.data.params.values(), *run_.data.tags.values()])
         assert SECRET not in logged
 
 
-def test_two_tune_workers_share_one_study_in_postgresql(
-    server, postgres: dict[str, str], real_warehouse: Path, real_manifest: Path
+def test_two_trainings_at_once_keep_every_run_and_version(
+    server, real_warehouse: Path, real_manifest: Path
 ) -> None:
+    """Both finish with runs of their own; both versions are registered; the champion moves
+    once (the second model is as good as the first, not better)."""
     url, _ = server
     env = dict(os.environ, MLFLOW_TRACKING_URI=url)
-    arguments = [
+    name = "podium-pair"
+    arguments = command(
+        "train",
+        real_warehouse,
+        real_manifest,
+        "--no-baselines",
+        "--moment",
+        "pre-qualifying",
+        "--model-name",
+        name,
+        *ONE_FOLD,
+    )
+    trainings = [start(arguments, env) for _ in range(2)]
+    outputs = [training.communicate(timeout=600) for training in trainings]
+    for training, (stdout, stderr) in zip(trainings, outputs, strict=True):
+        assert training.returncode == 0, stdout + stderr
+
+    client = MlflowClient(url)
+    versions = client.search_model_versions(f"name = '{name}'")
+    assert sorted(int(version.version) for version in versions) == [1, 2]
+    promoted = [version for version in versions if version.tags["promoted"] == "true"]
+    assert [version.version for version in promoted] == ["1"]
+    assert client.get_model_version_by_alias(name, "champion").version == "1"
+    second = client.get_model_version(name, "2")
+    assert second.tags["champion_version_compared"] == "1"
+    assert "does not beat champion v1" in second.tags["decision"]
+    # Two separate served runs, each behind its own version, all finished.
+    runs = {version.tags["training_run_id"] for version in versions}
+    assert len(runs) == 2
+    for run_id in runs:
+        assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def running_trial_of(study: optuna.Study, pid: int) -> optuna.trial.FrozenTrial | None:
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("worker", "").endswith(f" pid {pid}"):
+            return trial
+    return None
+
+
+def test_tune_workers_share_a_study_and_survive_a_killed_worker(
+    server, postgres: dict[str, str], real_warehouse: Path, real_manifest: Path
+) -> None:
+    """Two workers each queue 3 trials of one study in PostgreSQL and run the queue together;
+    one is killed (SIGKILL) in the middle of a trial. The other fails that trial once its
+    heartbeats stop, runs it again, and the study ends with exactly the 6 trials requested;
+    the killed worker's MLflow run does not stay RUNNING."""
+    url, _ = server
+    env = dict(os.environ, MLFLOW_TRACKING_URI=url)
+    storage = postgres["optuna"]
+    arguments = command(
+        "tune",
+        real_warehouse,
+        real_manifest,
         "--worker",
+        "--trials",
+        "3",
         "--storage",
-        postgres["optuna"],
+        storage,
         "--study-name",
         "team",
-        "--trials",
+        "--heartbeat",
         "2",
         "--workers",
         "1",
-    ]
-    workers = [
-        subprocess.Popen(
-            command("tune", real_warehouse, real_manifest, *arguments),
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = [worker.communicate(timeout=600) for worker in workers]
-    for worker, (_, stderr) in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, stderr
-    study = optuna.load_study(study_name="team", storage=postgres["optuna"])
-    finished = [trial for trial in study.trials if trial.state.is_finished()]
-    assert len(finished) == 4
-    assert len({tuple(sorted(trial.params.items())) for trial in finished}) == 4
-    # Both workers' runs went to the one tracking server.
+    )
+    survivor, victim = start(arguments, env), start(arguments, env)
+    try:
+        deadline = time.monotonic() + 300
+        victims_trial, reader = None, None
+        while victims_trial is None:
+            assert time.monotonic() < deadline, "the second worker never started a trial"
+            assert victim.poll() is None, victim.communicate()
+            time.sleep(0.2)
+            # Opened once the workers have created Optuna's schema and the study.
+            with contextlib.suppress(KeyError, sqlalchemy.exc.SQLAlchemyError):
+                reader = reader or optuna.storages.RDBStorage(storage)
+                study = optuna.load_study(study_name="team", storage=reader)
+                victims_trial = running_trial_of(study, victim.pid)
+        time.sleep(0.5)  # well inside the trial, its heartbeat recorded
+        victim.kill()
+        victim.wait(timeout=30)
+        stdout, stderr = survivor.communicate(timeout=600)
+    finally:
+        for process in (survivor, victim):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert survivor.returncode == 0, stdout + stderr
+
+    study = optuna.load_study(study_name="team", storage=storage)
+    states = [trial.state for trial in study.trials]
+    finished = states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED)
+    print(  # the figures of the closing note: `pytest tests/test_server.py -s -k killed`
+        f"\nrequested 6; finished {finished}, failed {states.count(TrialState.FAIL)} (re-run), "
+        f"running {states.count(TrialState.RUNNING)}, queued {states.count(TrialState.WAITING)}"
+    )
+    assert finished == 6
+    assert states.count(TrialState.RUNNING) == states.count(TrialState.WAITING) == 0
+    [failed] = [trial for trial in study.trials if trial.state == TrialState.FAIL]
+    assert failed.number == victims_trial.number
+    [rerun] = [t for t in study.trials if t.system_attrs.get("failed_trial") == failed.number]
+    assert rerun.state.is_finished() and rerun.params == failed.params
+    assert (
+        f"trial {failed.number} ({failed.user_attrs['worker']}) sent no heartbeat for 8 s: "
+        "failed, and queued again with the same parameters"
+    ) in stdout
+    # Both workers' study runs went to the one tracking server; none is left RUNNING.
     client = MlflowClient(url)
     experiment = client.get_experiment_by_name("pitwall-podium")
     studies = client.search_runs([experiment.experiment_id], "tags.`pitwall.role` = 'study'")
     assert len(studies) == 2
+    assert "RUNNING" not in {
+        run_.info.status for run_ in client.search_runs([experiment.experiment_id])
+    }
+    [orphan] = [run_ for run_ in studies if run_.info.status == "FAILED"]
+    assert f"pid {victim.pid}" in orphan.data.tags["mlflow.note.content"]
+    assert f"left RUNNING by train.py tune (pid {victim.pid})" in stdout

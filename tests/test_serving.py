@@ -3,6 +3,9 @@ probabilities, and registration moves aliases one complete step at a time."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import lightgbm as lgb
@@ -185,9 +188,8 @@ class Interrupting(MlflowClient):
         super().set_registered_model_alias(name, alias, version)
 
 
-def test_an_interrupted_registration_leaves_every_alias_on_a_complete_version(
-    store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def two_logged_models() -> tuple[pd.DataFrame, Recipe, list[str]]:
+    """The same served model logged in two runs, ready to register: its rows, recipe, URIs."""
     frame, recipe, categories, model = served_rows()
     postprocessor = PostProcessing(calibrate=False, normalise=True)
     expected = postprocessor.apply(
@@ -201,18 +203,64 @@ def test_an_interrupted_registration_leaves_every_alias_on_a_complete_version(
                     "model", model.booster, recipe, categories, postprocessor, frame, expected
                 )[0]
             )
-    first = serving.register("podium-test", uris[0], serving.decide(0.1, None, None), {})
+    return frame, recipe, uris
+
+
+def test_an_interrupted_registration_leaves_every_alias_on_a_complete_version(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame, recipe, uris = two_logged_models()
+    first = serving.register(
+        "podium-test", uris[0], lambda champion: serving.decide(0.1, champion, None), {}
+    )
     assert first.decision.promoted
     monkeypatch.setattr(serving, "MlflowClient", Interrupting)
-    champion = MlflowClient().get_model_version_by_alias("podium-test", serving.CHAMPION)
     with pytest.raises(KeyboardInterrupt):
-        serving.register("podium-test", uris[1], serving.decide(0.05, champion, 0.1), {})
+        serving.register(
+            "podium-test", uris[1], lambda current: serving.decide(0.05, current, 0.1), {}
+        )
     client = MlflowClient()
     # The champion never moved, and still serves; the new version exists, fully tagged.
     assert str(client.get_model_version_by_alias("podium-test", serving.CHAMPION).version) == "1"
     assert client.get_model_version("podium-test", "2").tags["promoted"] == "true"
     served = mlflow.pyfunc.load_model("models:/podium-test@champion")
     assert len(served.predict(serving.served_input(frame, recipe.features))) == len(frame)
+
+
+def test_concurrent_registrations_decide_in_version_order(store) -> None:
+    """Two trainings registering at once: the later version decides only after the earlier one
+    moved its aliases, against the champion it left; the champion moves once."""
+    _, _, uris = two_logged_models()
+    first_deciding, release = threading.Event(), threading.Event()
+    compared: dict[str, object] = {}
+
+    def slow_first(champion: object) -> serving.Decision:
+        compared["first"] = champion
+        first_deciding.set()
+        release.wait(timeout=30)  # a re-scoring that takes a while
+        return serving.decide(0.08, champion, None)
+
+    def second(champion: object) -> serving.Decision:
+        compared["second"] = champion
+        # The same holdout Brier as the first: not better, so no second move.
+        return serving.decide(0.08, champion, 0.08)
+
+    with ThreadPoolExecutor(2) as pool:
+        one = pool.submit(serving.register, "podium-race", uris[0], slow_first, {})
+        assert first_deciding.wait(timeout=30)
+        two = pool.submit(serving.register, "podium-race", uris[1], second, {})
+        time.sleep(2)
+        assert "second" not in compared  # waiting for version 1's decision
+        release.set()
+        registrations = [one.result(timeout=60), two.result(timeout=60)]
+
+    assert compared["first"] is None
+    assert str(compared["second"].version) == "1"
+    assert [r.decision.promoted for r in registrations] == [True, False]
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias("podium-race", serving.CHAMPION).version) == "1"
+    for version in ("1", "2"):
+        assert client.get_model_version("podium-race", version).tags[serving.DECIDED_TAG] == "true"
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@ training runs (same parameters, same mean Brier)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import mlflow
@@ -19,7 +18,7 @@ from models_py.folds import window_before
 from models_py.models import DEFAULT_LGBM_PARAMS
 from models_py.settings import Protocol
 from tests.conftest import REPO_ROOT
-from tests.helpers import command, invoke, sqlite_uri
+from tests.helpers import invoke, sqlite_uri
 from tests.synthetic import synthetic_table
 
 
@@ -43,11 +42,66 @@ def test_a_new_study_first_tries_the_served_defaults_and_a_resumed_one_does_not(
     storage = f"journal:{tmp_path / 's.journal'}"
     recorded = tuning.study_protocol(Protocol(), "sha", "pre_qualifying")
     study = tuning.open_study(storage, "s", recorded, seed=0)
-    study.optimize(lambda trial: len(tuning.search_space(trial)), n_trials=1)
+    tuning.plan(study, 1)
+    tuning.run_queue(study, lambda trial: len(tuning.search_space(trial)), [])
     [first] = study.trials
     assert first.params == DEFAULT_LGBM_PARAMS
     resumed = tuning.open_study(storage, "s", recorded, seed=0)
-    assert [trial.state for trial in resumed.trials] == [TrialState.COMPLETE]
+    tuning.plan(resumed, 1)
+    tuning.run_queue(resumed, lambda trial: len(tuning.search_space(trial)), [])
+    assert [trial.state for trial in resumed.trials] == [TrialState.COMPLETE] * 2
+    assert resumed.trials[1].params != DEFAULT_LGBM_PARAMS
+
+
+def sampled(trial: optuna.Trial) -> float:
+    return trial.suggest_float("x", 0, 1)
+
+
+# The test plays a worker with ask() outside optimize, which Optuna warns about.
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_workers_run_exactly_the_queued_trials(tmp_path: Path) -> None:
+    """Optuna's ask would create a trial when the queue is empty; here it stops the worker, so a
+    study planned for N trials ends with N whatever the number of workers."""
+    study = tuning.open_study(f"sqlite:///{tmp_path / 's.db'}", "s", {}, seed=0, worker=True)
+    tuning.plan(study, 3, worker=True)
+    assert tuning.queued(study) == 3
+    tuning.run_queue(study, sampled, [])
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 3
+    with pytest.raises(tuning.QueueEmpty):
+        study.ask()
+
+
+# The test plays a worker with ask() outside optimize, which Optuna warns about.
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_trial_whose_worker_died_is_queued_again_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker killed mid-trial stops sending heartbeats: the worker still running fails that
+    trial after the grace period, Optuna queues a copy with the same parameters, and it runs."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = tuning.open_study(url, "s", {}, seed=0, worker=True, heartbeat=1)
+    tuning.plan(study, 2, worker=True)
+    # The dead worker: it took a queued trial, drew its parameters, beat once, and died.
+    dead = study.ask()
+    dead.set_user_attr("worker", "host pid 1")
+    x = dead.suggest_float("x", 0, 1)
+    study._storage.record_heartbeat(dead._trial_id)
+
+    tuning.run_queue(study, sampled, [], poll_seconds=0.5)
+
+    states = [trial.state for trial in study.trials]
+    assert states.count(TrialState.COMPLETE) == 2
+    assert states.count(TrialState.FAIL) == 1
+    assert states.count(TrialState.RUNNING) == states.count(TrialState.WAITING) == 0
+    [rerun] = [t for t in study.trials if t.system_attrs.get("failed_trial") == dead.number]
+    assert rerun.state == TrialState.COMPLETE
+    assert rerun.params == {"x": x}
+    output = capsys.readouterr().out
+    assert "waiting for 1 trial(s) running in other workers" in output
+    assert (
+        f"trial {dead.number} (host pid 1) sent no heartbeat for 4 s: failed, and queued again "
+        "with the same parameters"
+    ) in output
 
 
 def test_storages_default_to_the_journal_file_in_the_repository(tmp_path: Path) -> None:
@@ -65,13 +119,13 @@ def test_workers_racing_to_create_the_schema_open_the_storage_once_it_exists(
 ) -> None:
     attempts: list[str] = []
 
-    def opened_by_the_third_attempt(url: str) -> str:
+    def opened_by_the_third_attempt(url: str, **_heartbeat: object) -> str:
         attempts.append(url)
         if len(attempts) < 3:
             raise sqlalchemy.exc.IntegrityError("CREATE TYPE studydirection", {}, Exception())
         return "storage"
 
-    monkeypatch.setattr(tuning, "RDBStorage", opened_by_the_third_attempt)
+    monkeypatch.setattr(tuning, "QueuedTrialsOnlyRDB", opened_by_the_third_attempt)
     monkeypatch.setattr(tuning.time, "sleep", lambda _seconds: None)
     assert tuning.rdb_storage("postgresql://u@db/optuna") == "storage"
     assert len(attempts) == 3
@@ -128,7 +182,7 @@ def test_tune_resumes_its_study_and_train_reproduces_its_brier(
     assert first.returncode == 0, first.stderr
     second = invoke("tune", real_warehouse, real_manifest, "--trials", "2", *common)
     assert second.returncode == 0, second.stderr
-    assert ": 2 trials so far, adding 2" in second.stdout
+    assert ": 2 trials so far; 2 added to its queue, 2 queued" in second.stdout
     assert "  trial 2/2 · " in second.stdout
     [name] = optuna.get_all_study_names(tuning.storage_from_url(storage))
     assert name.startswith("podium-pre-qualifying-w3-cv2022-2023-cal5-")
@@ -184,43 +238,3 @@ def test_a_study_tuned_for_other_folds_is_refused(
     )
     assert other.returncode == 2
     assert "study 's' was tuned for other settings: window '3' here '2'" in other.stderr
-
-
-@pytest.mark.slow
-def test_two_workers_add_their_trials_to_one_study(
-    real_warehouse: Path, real_manifest: Path, tmp_path: Path
-) -> None:
-    storage = str(tmp_path / "shared.journal")
-    workers = [
-        subprocess.Popen(
-            command(
-                "tune",
-                real_warehouse,
-                real_manifest,
-                "--worker",
-                "--storage",
-                storage,
-                "--study-name",
-                "shared",
-                "--trials",
-                "2",
-                "--workers",
-                "1",
-                "--tracking-uri",
-                sqlite_uri(tmp_path / f"worker{index}"),
-            ),
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index in range(2)
-    ]
-    outputs = [worker.communicate(timeout=600) for worker in workers]
-    for worker, (_, stderr) in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, stderr
-    study = optuna.load_study(study_name="shared", storage=tuning.storage_from_url(storage))
-    finished = [trial for trial in study.trials if trial.state.is_finished()]
-    assert len(finished) == 4
-    # Workers draw their own parameters: no setting was evaluated twice.
-    assert len({tuple(sorted(trial.params.items())) for trial in finished}) == 4
