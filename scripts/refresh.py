@@ -30,6 +30,7 @@ from scripts.build_warehouse import (
     default_practice_dir,
     default_raw_dir,
     default_warehouse,
+    ensure_not_in_use,
 )
 from scripts.load_data import DEFAULT_SOURCE, LoadError, load
 from scripts.load_practice import load_practice
@@ -137,6 +138,8 @@ def refresh(
     skip_tests: bool = False,
     target_path: Path | None = None,
 ) -> list[str]:
+    # Before anything is loaded: a refresh that cannot swap the warehouse in changes nothing.
+    ensure_not_in_use(warehouse)
     before = Snapshot.of(warehouse)
     started = time.perf_counter()
     print(f"loading {data_source}", flush=True)

@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from models_py.features import WarehouseBusyError, connect_read_only
-from scripts import build_warehouse, sql
+from scripts import build_warehouse, refresh, sql
 from tests.conftest import REPO_ROOT
 from tests.helpers import held_for_writing
 
@@ -196,3 +196,22 @@ def test_build_refuses_a_warehouse_held_for_writing(held: tuple[Path, int]) -> N
     warehouse, pid = held
     with pytest.raises(build_warehouse.WarehouseBusyError, match=rf"\(PID {pid}\)"):
         build_warehouse.ensure_not_in_use(warehouse)
+
+
+def test_refresh_refuses_before_loading_anything(
+    held: tuple[Path, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`make refresh` while another process writes the warehouse: nothing is loaded (the raw
+    data stays as it was) and nothing is built."""
+    warehouse, pid = held
+    monkeypatch.setenv("PITWALL_DUCKDB", str(warehouse))
+    monkeypatch.setenv("PITWALL_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.setenv("PITWALL_PRACTICE_DIR", str(tmp_path / "practice"))
+    assert refresh.main(["--source", str(tmp_path / "never-read")]) == 3
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(f"error: {warehouse} is in use by ")
+    assert f"(PID {pid}): close it and rebuild. The warehouse is unchanged" in stderr
+    assert not (tmp_path / "raw").exists() and not (tmp_path / "practice").exists()
