@@ -307,3 +307,23 @@ def test_tune_workers_share_a_study_and_survive_a_killed_worker(
     [orphan] = [run_ for run_ in studies if run_.info.status == "FAILED"]
     assert f"pid {victim.pid}" in orphan.data.tags["mlflow.note.content"]
     assert f"left RUNNING by train.py tune (pid {victim.pid})" in stdout
+
+    # docs/team.md's next step: train with the study's best trial, from PostgreSQL.
+    trained = run(
+        "train",
+        real_warehouse,
+        real_manifest,
+        "--no-baselines",
+        "--moment",
+        "pre-qualifying",
+        "--model-name",
+        "podium-tuned",
+        "--params-from-study",
+        "team",
+        "--storage",
+        storage,
+        env=env,
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert "best of study team" in trained.stdout
+    assert client.get_model_version("podium-tuned", "1").tags["study_name"] == "team"
