@@ -443,9 +443,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 # Code an interrupt must not land in: a KeyboardInterrupt raised inside an SQLAlchemy call can
-# leave the local SQLite store locked, and then the runs cannot be ended.
-STORE_CODE = ("sqlalchemy.", "sqlite3", "mlflow.store.")
+# leave the local SQLite store locked, and then the runs cannot be ended. (Only database calls:
+# a tracking server that does not answer must not make Ctrl-C wait.)
+STORE_CODE = ("sqlalchemy.", "sqlite3")
 RETRY_INTERRUPT_SECONDS = 0.05
+_deferred: list[int] = []  # the signal waiting for a store call to end
 
 
 def inside_store_call(frame: FrameType | None) -> bool:
@@ -457,20 +459,33 @@ def inside_store_call(frame: FrameType | None) -> bool:
 
 
 def interrupt(signum: int, frame: FrameType | None) -> None:
-    """Ctrl-C and SIGTERM as KeyboardInterrupt, delivered outside store calls: one arriving
-    during a store call is raised a moment later, once the call is over."""
+    """Ctrl-C and SIGTERM as KeyboardInterrupt, delivered outside database calls: one arriving
+    during a call is raised a moment later (SIGALRM), once the call is over; a second one is
+    raised at once."""
+    if signum != signal.SIGALRM and _deferred:
+        _deferred.clear()
+        raise KeyboardInterrupt(f"signal {signum}")
     if inside_store_call(frame):
-        signal.signal(signal.SIGALRM, lambda _alarm, later: interrupt(signum, later))
+        if not _deferred:
+            _deferred.append(signum)
         signal.setitimer(signal.ITIMER_REAL, RETRY_INTERRUPT_SECONDS)
         return
-    raise KeyboardInterrupt(f"signal {signum}")
+    if signum == signal.SIGALRM and not _deferred:
+        return  # a retry left over from an interrupt already raised
+    received = _deferred.pop() if _deferred else signum
+    raise KeyboardInterrupt(f"signal {received}")
 
 
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a scheduler, `kill`) ends runs as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGALRM, interrupt)
     arguments = sys.argv[1:] if argv is None else list(argv)
     if not arguments or (arguments[0] not in COMMANDS and arguments[0] not in ("-h", "--help")):
         arguments = ["train", *arguments]
-    return run(build_parser().parse_args(arguments))
+    try:
+        return run(build_parser().parse_args(arguments))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # no deferred interrupt outlives the command
+        _deferred.clear()

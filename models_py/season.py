@@ -183,6 +183,7 @@ def refit(
     started = time.perf_counter()
     tracking.lock_local_store(locations.tracking_uri, "train.py refit")
     tracking.connect(locations)
+    tracking.report_orphaned_runs()
     versions = tracking.data_versions(locations.warehouse)
     for moment in moments:
         name = registered_name(model_name, moment)
@@ -259,6 +260,7 @@ def replay(
     started = time.perf_counter()
     tracking.lock_local_store(locations.tracking_uri, "train.py replay")
     tracking.connect(locations)
+    tracking.report_orphaned_runs()
     recipes = {moment: champion_recipe(model_name, alias, moment) for moment in moments}
     features = tuple(dict.fromkeys(f for recipe, _ in recipes.values() for f in recipe.features))
     table = read_table(locations, features)

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import socket
 import tempfile
 import time
 import warnings
@@ -312,9 +311,8 @@ def register(
     version: at worst the new version is registered without its aliases.
     """
     client = MlflowClient()
-    version = mlflow.register_model(model_uri, model_name).version
-    for key, value in tracking.process_tags().items():
-        client.set_model_version_tag(model_name, version, key, value)
+    # Tagged as it is created: a later version that looks at it knows at once whose turn it is.
+    version = mlflow.register_model(model_uri, model_name, tags=tracking.process_tags()).version
     try:
         decision = decide_in_turn(client, model_name, str(version), decide, tags, aliases)
     except BaseException:
@@ -383,12 +381,10 @@ def wait_for_earlier_decision(
         except MlflowException:
             return  # deleted
         tags = earlier.tags
-        if DECIDED_TAG in tags or tracking.PROCESS_TAG not in tags:
+        if DECIDED_TAG in tags or tracking.MACHINE_TAG not in tags:
             return  # decided, or registered before versions took turns
-        if tags.get(tracking.HOST_TAG) == socket.gethostname():
-            pid = tags[tracking.PROCESS_TAG].split(":", 1)[0]
-            if tracking.process_identity(int(pid)) != tags[tracking.PROCESS_TAG]:
-                return  # its process died before deciding
+        if tracking.left_by_dead_process(tags):
+            return  # its process died before deciding
         if time.monotonic() > deadline:
             print(
                 f"  {model_name} v{version - 1} has not decided its aliases in {timeout:.0f} s "

@@ -25,6 +25,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from models_py import processes
 from models_py.evaluation import FoldResult, fold_table, pooled_predictions
 from models_py.features import connect_read_only
 from models_py.settings import REPO_ROOT, Locations
@@ -57,8 +58,7 @@ def configure(locations: Locations, experiment: str) -> str:
     """Connect, end the runs killed processes left RUNNING (and say so), and make the
     experiment (created if new) the active one."""
     connect(locations)
-    for line in end_orphaned_runs():
-        print(f"MLflow: {line}", flush=True)
+    report_orphaned_runs()
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         artifact_location = None
@@ -67,7 +67,12 @@ def configure(locations: Locations, experiment: str) -> str:
             # `mlflow server --default-artifact-root ./mlartifacts` would.
             folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment)
             artifact_location = (locations.artifact_root / folder).resolve().as_uri()
-        mlflow.create_experiment(experiment, artifact_location=artifact_location)
+        try:
+            mlflow.create_experiment(experiment, artifact_location=artifact_location)
+        except mlflow.exceptions.MlflowException:
+            # Workers started together on a new server race to create it: one wins.
+            if mlflow.get_experiment_by_name(experiment) is None:
+                raise
     return mlflow.set_experiment(experiment).experiment_id
 
 
@@ -108,40 +113,29 @@ def lock_local_store(tracking_uri: str, holder: str) -> None:
 
 
 # Who started a run: a process that dies without ending its runs (SIGKILL, out of memory) is
-# recognised by the next command on the same host, which ends them.
+# recognised by the next command on the same machine, which ends them.
 HOST_TAG = "pitwall.host"
+MACHINE_TAG = "pitwall.machine"
 PROCESS_TAG = "pitwall.process"
 COMMAND_TAG = "pitwall.command"
 NOTE_TAG = "mlflow.note.content"
-
-
-def process_identity(pid: int) -> str | None:
-    """`pid:start` of a live process (its start time in clock ticks since boot, so a reused pid
-    is not mistaken for it), or None when no such process exists."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    except OSError:  # no /proc (macOS): the pid alone
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return str(pid)
-    # The command name (field 2) may hold spaces and parentheses; fields after it are plain.
-    start_ticks = stat.rsplit(")", 1)[1].split()[19]
-    return f"{pid}:{start_ticks}"
 
 
 def process_tags() -> dict[str, str]:
     command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]]).strip()
     return {
         HOST_TAG: socket.gethostname(),
-        PROCESS_TAG: process_identity(os.getpid()) or str(os.getpid()),
+        MACHINE_TAG: processes.this_machine(),
+        PROCESS_TAG: processes.identity(),
         COMMAND_TAG: command or "python",
     }
+
+
+def left_by_dead_process(tags: dict[str, str]) -> bool:
+    """Made by a process of this machine that no longer exists."""
+    return tags.get(MACHINE_TAG) == processes.this_machine() and processes.is_gone(
+        tags.get(PROCESS_TAG, "")
+    )
 
 
 def start_run(**kwargs: Any) -> mlflow.ActiveRun:
@@ -152,33 +146,31 @@ def start_run(**kwargs: Any) -> mlflow.ActiveRun:
 
 
 def end_orphaned_runs() -> list[str]:
-    """End FAILED the runs left RUNNING by processes of this host that no longer exist (killed
-    with SIGKILL, or by the out-of-memory killer, they could not end their runs), each with a
-    note saying so. Returns one line per process whose runs were ended."""
+    """End FAILED the runs left RUNNING by processes of this machine that no longer exist
+    (killed with SIGKILL, or by the out-of-memory killer, they could not end their runs), each
+    with a note saying so. Returns one line per process whose runs were ended."""
     client = mlflow.MlflowClient()
-    host = socket.gethostname()
-    if not re.fullmatch(r"[\w.-]+", host):
+    machine = processes.this_machine()
+    if not re.fullmatch(r"[\w./-]+", machine):
         return []  # a name the filter syntax cannot quote safely
     experiments = [experiment.experiment_id for experiment in client.search_experiments()]
     if not experiments:
         return []
     running = client.search_runs(
         experiments,
-        f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+        f"attributes.status = 'RUNNING' and tags.`{MACHINE_TAG}` = '{machine}'",
         max_results=1000,
     )
     ended: dict[tuple[str, str], list[str]] = {}
     for run in running:
-        process = run.data.tags.get(PROCESS_TAG, "")
-        pid = process.split(":", 1)[0]
-        if not pid.isdigit() or process_identity(int(pid)) == process:
+        if not left_by_dead_process(run.data.tags):
             continue
+        pid = run.data.tags[PROCESS_TAG].split(":", 1)[0]
         command = run.data.tags.get(COMMAND_TAG, "a pitwall command")
         note = (
-            f"Ended FAILED by {' '.join(process_tags()[COMMAND_TAG].split()[:2])} "
-            f"(pid {os.getpid()}): the process that ran it ({command}, pid {pid} on {host}) "
-            "no longer exists; it was killed (SIGKILL, out of memory) before it could end its "
-            "runs."
+            f"Ended FAILED by {process_tags()[COMMAND_TAG]} (pid {os.getpid()}): the process "
+            f"that ran it ({command}, pid {pid} on {socket.gethostname()}) no longer exists; it "
+            "was killed (SIGKILL, out of memory) before it could end its runs."
         )
         previous = run.data.tags.get(NOTE_TAG)
         client.set_tag(run.info.run_id, NOTE_TAG, f"{previous}\n\n{note}" if previous else note)
@@ -191,6 +183,11 @@ def end_orphaned_runs() -> list[str]:
         + (" …" if len(names) > 5 else "")
         for (command, pid), names in ended.items()
     ]
+
+
+def report_orphaned_runs() -> None:
+    for line in end_orphaned_runs():
+        print(f"MLflow: {line}", flush=True)
 
 
 @contextmanager

@@ -537,10 +537,10 @@ def tune(
             study,
             tuning.Objective(context.cv, context.folds, features=context.table.spec.features()),
             callbacks,
+            tuning.heartbeat_grace(storage, heartbeat),
         )
-        # Workers of this host killed meanwhile (their trials were queued again) left runs open.
-        for line in tracking.end_orphaned_runs():
-            print(f"MLflow: {line}", flush=True)
+        # Workers of this machine killed meanwhile (their trials were queued again) left runs.
+        tracking.report_orphaned_runs()
         best = tuning.best_params(study)
         states = [trial.state.name for trial in study.trials]
         seconds = time.perf_counter() - started

@@ -11,6 +11,7 @@ adds trials, and `train --params-from-study` reads the best one back.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 import os
 import socket
@@ -27,6 +28,7 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from models_py import processes
 from models_py.evaluation import CrossValidation, FoldResult
 from models_py.features import PRE_QUALIFYING
 from models_py.folds import Fold
@@ -101,19 +103,28 @@ class Requeue(RetryHeartbeatStaleTrialCallback):
     machine lost): the trial is failed and a copy with the same parameters queued, and the
     worker that noticed says so."""
 
+    def __init__(self, grace_seconds: int, max_retry: int) -> None:
+        super().__init__(max_retry=max_retry)
+        self.grace_seconds = grace_seconds
+
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         worker = trial.user_attrs.get("worker", "a worker")
         print(
-            f"  trial {trial.number} ({worker}) sent no heartbeat for {study_grace(study)} s: "
+            f"  trial {trial.number} ({worker}) sent no heartbeat for {self.grace_seconds} s: "
             "failed, and queued again with the same parameters",
             flush=True,
         )
         super().__call__(study, trial)
 
 
-def study_grace(study: optuna.Study) -> int | None:
-    storage = study._storage
-    return getattr(getattr(storage, "_backend", storage), "grace_period", None)
+def is_rdb_url(url: str | None) -> bool:
+    return url is not None and "://" in url and not url.startswith("journal:")
+
+
+def heartbeat_grace(url: str | None, heartbeat: int = HEARTBEAT_SECONDS) -> int | None:
+    """Seconds after which a silent trial is failed and queued again; None for a journal file,
+    which has no heartbeat."""
+    return heartbeat * HEARTBEAT_GRACE if is_rdb_url(url) else None
 
 
 def storage_from_url(url: str | None, heartbeat: int = HEARTBEAT_SECONDS) -> Any:
@@ -123,7 +134,7 @@ def storage_from_url(url: str | None, heartbeat: int = HEARTBEAT_SECONDS) -> Any
     worker sends none for HEARTBEAT_GRACE heartbeats is failed and queued again."""
     if url is None:
         return QueuedTrialsOnlyJournal(JournalFileBackend(str(REPO_ROOT / DEFAULT_STUDY_STORAGE)))
-    if "://" in url and not url.startswith("journal:"):
+    if is_rdb_url(url):
         return rdb_storage(url, heartbeat)
     path = Path(url.removeprefix("journal:")).expanduser().resolve()
     return QueuedTrialsOnlyJournal(JournalFileBackend(str(path)))
@@ -138,7 +149,7 @@ def rdb_storage(url: str, heartbeat: int = HEARTBEAT_SECONDS, attempts: int = 5)
         options = {
             "heartbeat_interval": heartbeat,
             "grace_period": heartbeat * HEARTBEAT_GRACE,
-            "heartbeat_stale_trial_callback": Requeue(max_retry=MAX_REQUEUES),
+            "heartbeat_stale_trial_callback": Requeue(heartbeat * HEARTBEAT_GRACE, MAX_REQUEUES),
         }
         for attempt in range(1, attempts):
             try:
@@ -152,7 +163,7 @@ def dashboard_storage(url: str | None) -> str:
     """What to hand `optuna-dashboard` to browse the same studies."""
     if url is None:
         return str(REPO_ROOT / DEFAULT_STUDY_STORAGE)
-    if "://" in url and not url.startswith("journal:"):
+    if is_rdb_url(url):
         return url
     return str(Path(url.removeprefix("journal:")).expanduser().resolve())
 
@@ -189,6 +200,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         features = self.features or self.cv.features
         trial.set_user_attr("worker", WORKER)
+        trial.set_user_attr("worker_machine", processes.this_machine())
+        trial.set_user_attr("worker_process", processes.identity())
         recipe = podium_recipe(features, search_space(trial), moment=self.moment)
         briers: list[float] = []
 
@@ -283,7 +296,7 @@ def open_study(
     offset = os.getpid() if worker else len(study.trials)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.sampler = optuna.samplers.TPESampler(seed=seed + offset, constant_liar=True)
+        study.sampler = optuna.samplers.TPESampler(seed=seed + offset, constant_liar=worker)
     return study
 
 
@@ -313,21 +326,34 @@ def run_queue(
     study: optuna.Study,
     objective: Objective,
     callbacks: list[Any],
+    grace: int | None = None,
     poll_seconds: float | None = None,
 ) -> None:
     """Run the study's queued trials until none is queued and none runs anywhere. A worker that
     finds the queue empty while other workers' trials run waits for them: should one of those
-    workers die, its trial goes back to the queue after the heartbeat's grace period (Optuna
-    checks for silent trials before each trial it starts) and this worker runs it."""
-    grace = study_grace(study)
+    workers die, its trial goes back to the queue after `grace` seconds without a heartbeat
+    (Optuna checks for silent trials before each trial it starts) and this worker runs it.
+    Without heartbeats (`grace` None, a journal file) it does not wait for other workers."""
     said = False
     while True:
-        with contextlib.suppress(QueueEmpty):
-            study.optimize(objective, callbacks=callbacks, gc_after_trial=False)
+        requeue_abandoned(study, grace)
+        try:
+            with contextlib.suppress(QueueEmpty):
+                study.optimize(objective, callbacks=callbacks, gc_after_trial=False)
+        except AssertionError as error:
+            # Optuna's way of saying that this worker's trial was failed by another one while
+            # it ran: its heartbeats stopped for longer than the grace (a machine that slept, a
+            # database that failed over), and a copy is queued.
+            if "Should not reach" not in str(error):
+                raise
+            print(
+                "  a trial of this worker was failed and queued again by another one (this one "
+                "missed its heartbeats); going on",
+                flush=True,
+            )
+            continue
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if not running or grace is None:
-            # Without heartbeats (a journal file) a trial left by a dead worker would keep
-            # this one waiting for ever; the journal is for one machine anyway.
             return
         if not said:
             print(
@@ -337,6 +363,48 @@ def run_queue(
             )
             said = True
         time.sleep(poll_seconds or max(1.0, grace / HEARTBEAT_GRACE))
+
+
+# A trial that never reached the objective (its worker died right after taking it from the
+# queue, or an earlier version of pitwall left it) carries no worker and, on an RDB storage, no
+# heartbeat either; Optuna would leave it RUNNING for ever. Seconds after its start after which
+# it is given up, when no heartbeat grace applies.
+UNCLAIMED_SECONDS = 120
+
+
+def abandoned(trial: FrozenTrial, grace: int | None) -> bool:
+    """A RUNNING trial no worker will finish: never claimed by an objective for longer than the
+    grace, or (journal file, no heartbeats) run by a process of this machine that is gone."""
+    if "worker_machine" not in trial.user_attrs:
+        started = trial.datetime_start or datetime.datetime.now()
+        age = (datetime.datetime.now() - started).total_seconds()
+        return age > (grace or UNCLAIMED_SECONDS)
+    if grace is not None:
+        return False  # heartbeats decide
+    return trial.user_attrs["worker_machine"] == processes.this_machine() and processes.is_gone(
+        trial.user_attrs.get("worker_process", "")
+    )
+
+
+def requeue_abandoned(study: optuna.Study, grace: int | None) -> None:
+    """Fail the abandoned RUNNING trials and queue a copy of each, as the heartbeat does."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not abandoned(trial, grace):
+            continue
+        try:
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # another worker got there first
+        worker = trial.user_attrs.get("worker", "no worker")
+        print(
+            f"  trial {trial.number} ({worker}) was left running by a worker that is gone: "
+            "failed, and queued again with the same parameters",
+            flush=True,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_REQUEUES)
+        retry(study, study.trials[trial.number])
 
 
 def check_protocol(study: optuna.Study, protocol: dict[str, str]) -> None:

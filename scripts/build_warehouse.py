@@ -308,12 +308,6 @@ def print_warning(line: str) -> None:
 
 def ensure_not_in_use(warehouse: Path) -> None:
     """Refuse before building when another process writes the warehouse; readers never block."""
-    stale_wal = warehouse.with_name(warehouse.name + ".wal")
-    if stale_wal.exists():
-        raise WarehouseBusyError(
-            f"{stale_wal} exists: a process has {warehouse} open for writing (or crashed while "
-            "writing); close it and rebuild. The warehouse is unchanged"
-        )
     if not warehouse.exists():
         return
     try:
@@ -326,6 +320,19 @@ def ensure_not_in_use(warehouse: Path) -> None:
             f"{warehouse} is in use by {holder.group(1) if holder else 'another process'}: "
             "close it and rebuild. The warehouse is unchanged"
         ) from error
+
+
+def remove_stale_log(warehouse: Path, warn: Callable[[str], None]) -> None:
+    """A write-ahead log beside a warehouse nobody holds was left by a writer that crashed (a
+    DuckDB CLI killed after a write). It belongs to the file being replaced; beside the new one
+    DuckDB would try to replay it there."""
+    log = warehouse.with_name(warehouse.name + ".wal")
+    if log.exists():
+        warn(
+            f"removed {log}, left by a process that crashed while writing the old warehouse "
+            "(its changes were not part of any build)"
+        )
+        log.unlink()
 
 
 def ensure_predictions_store(store: Path) -> None:
@@ -425,6 +432,7 @@ def build(
         summary = summarize(building)
         # A writer may have opened the warehouse while dbt ran.
         ensure_not_in_use(warehouse)
+        remove_stale_log(warehouse, warn)
         os.replace(building, warehouse)
         replace_folder(building_target, target)
         return summary

@@ -96,16 +96,22 @@ def test_a_store_held_by_another_process_exits_3(command: str, tmp_path: Path) -
 
 def test_an_interrupt_during_a_store_call_is_raised_once_the_call_is_over() -> None:
     """A KeyboardInterrupt inside SQLAlchemy can leave the SQLite store locked, and the runs
-    could then not be ended: the interrupt is delivered a moment later instead."""
+    could then not be ended: the interrupt is delivered a moment later instead; a second one
+    at once."""
     store_code: dict = {"__name__": "sqlalchemy.engine.base", "sys": sys}
     exec("def current_frame():\n    return sys._getframe()", store_code)
-    previous = signal.getsignal(signal.SIGALRM)
+    in_store_call = store_code["current_frame"]()
+    previous = signal.signal(signal.SIGALRM, cli.interrupt)
     try:
-        cli.interrupt(signal.SIGTERM, store_code["current_frame"]())  # deferred, no raise
+        cli.interrupt(signal.SIGTERM, in_store_call)  # deferred, no raise
         with pytest.raises(KeyboardInterrupt, match="signal 15"):
             time.sleep(5)  # the re-delivered interrupt lands here, outside the store call
+        cli.interrupt(signal.SIGINT, in_store_call)
+        with pytest.raises(KeyboardInterrupt, match="signal 2"):
+            cli.interrupt(signal.SIGINT, in_store_call)  # asked twice: at once
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        cli._deferred.clear()
     with pytest.raises(KeyboardInterrupt):
         cli.interrupt(signal.SIGINT, sys._getframe())

@@ -108,7 +108,8 @@ def server(postgres: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            # A graceful stop waits for idle keep-alive connections; a test server need not.
+            process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
@@ -235,7 +236,8 @@ def test_tune_workers_share_a_study_and_survive_a_killed_worker(
     """Two workers each queue 3 trials of one study in PostgreSQL and run the queue together;
     one is killed (SIGKILL) in the middle of a trial. The other fails that trial once its
     heartbeats stop, runs it again, and the study ends with exactly the 6 trials requested;
-    the killed worker's MLflow run does not stay RUNNING."""
+    the killed worker's MLflow run does not stay RUNNING. Their experiment is new: both create
+    it at once."""
     url, _ = server
     env = dict(os.environ, MLFLOW_TRACKING_URI=url)
     storage = postgres["optuna"]
@@ -246,6 +248,8 @@ def test_tune_workers_share_a_study_and_survive_a_killed_worker(
         "--worker",
         "--trials",
         "3",
+        "--experiment",
+        "pitwall-team",
         "--storage",
         storage,
         "--study-name",
@@ -298,7 +302,7 @@ def test_tune_workers_share_a_study_and_survive_a_killed_worker(
     ) in stdout
     # Both workers' study runs went to the one tracking server; none is left RUNNING.
     client = MlflowClient(url)
-    experiment = client.get_experiment_by_name("pitwall-podium")
+    experiment = client.get_experiment_by_name("pitwall-team")
     studies = client.search_runs([experiment.experiment_id], "tags.`pitwall.role` = 'study'")
     assert len(studies) == 2
     assert "RUNNING" not in {

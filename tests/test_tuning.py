@@ -3,6 +3,8 @@ training runs (same parameters, same mean Brier)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -12,7 +14,7 @@ import sqlalchemy.exc
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from models_py import tuning
+from models_py import processes, tuning
 from models_py.evaluation import CrossValidation
 from models_py.folds import window_before
 from models_py.models import DEFAULT_LGBM_PARAMS
@@ -77,31 +79,73 @@ def test_a_trial_whose_worker_died_is_queued_again_and_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A worker killed mid-trial stops sending heartbeats: the worker still running fails that
-    trial after the grace period, Optuna queues a copy with the same parameters, and it runs."""
+    trial after the grace period, Optuna queues a copy with the same parameters, and it runs.
+    A trial whose worker died before its first heartbeat (or that an earlier pitwall left) has
+    none to miss: it is given up after the grace too."""
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = tuning.open_study(url, "s", {}, seed=0, worker=True, heartbeat=1)
-    tuning.plan(study, 2, worker=True)
-    # The dead worker: it took a queued trial, drew its parameters, beat once, and died.
+    tuning.plan(study, 3, worker=True)
+    # The dead worker, on another machine: it took a queued trial, drew its parameters, beat
+    # once, and died.
     dead = study.ask()
     dead.set_user_attr("worker", "host pid 1")
+    dead.set_user_attr("worker_machine", "elsewhere")
     x = dead.suggest_float("x", 0, 1)
     study._storage.record_heartbeat(dead._trial_id)
+    # One taken from the queue by a worker that died at once: no worker, no heartbeat.
+    unclaimed = study.ask()
 
-    tuning.run_queue(study, sampled, [], poll_seconds=0.5)
+    tuning.run_queue(study, sampled, [], grace=4, poll_seconds=0.5)
 
     states = [trial.state for trial in study.trials]
-    assert states.count(TrialState.COMPLETE) == 2
-    assert states.count(TrialState.FAIL) == 1
+    assert states.count(TrialState.COMPLETE) == 3
+    assert states.count(TrialState.FAIL) == 2
     assert states.count(TrialState.RUNNING) == states.count(TrialState.WAITING) == 0
     [rerun] = [t for t in study.trials if t.system_attrs.get("failed_trial") == dead.number]
     assert rerun.state == TrialState.COMPLETE
     assert rerun.params == {"x": x}
+    [taken] = [t for t in study.trials if t.system_attrs.get("failed_trial") == unclaimed.number]
+    assert taken.state == TrialState.COMPLETE
     output = capsys.readouterr().out
-    assert "waiting for 1 trial(s) running in other workers" in output
+    assert "waiting for 2 trial(s) running in other workers" in output
     assert (
         f"trial {dead.number} (host pid 1) sent no heartbeat for 4 s: failed, and queued again "
         "with the same parameters"
     ) in output
+    assert (
+        f"trial {unclaimed.number} (no worker) was left running by a worker that is gone: "
+        "failed, and queued again with the same parameters"
+    ) in output
+
+
+# The test plays a worker with ask() outside optimize, which Optuna warns about.
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_trial_left_by_a_dead_local_worker_runs_again_from_the_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The journal file has no heartbeat: a `tune` killed mid-trial on this machine leaves its
+    trial RUNNING, and the next `tune` sees its process is gone and runs it again."""
+    study = tuning.open_study(f"journal:{tmp_path / 's.journal'}", "s", {}, seed=0)
+    tuning.plan(study, 2)
+    killed = study.ask()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    killed.set_user_attr("worker", f"here pid {gone.stdout.strip()}")
+    killed.set_user_attr("worker_machine", processes.this_machine())
+    killed.set_user_attr("worker_process", f"{gone.stdout.strip()}:1")
+    killed.suggest_float("x", 0, 1)
+
+    tuning.run_queue(study, sampled, [])
+
+    states = [trial.state for trial in study.trials]
+    assert states.count(TrialState.COMPLETE) == 2 and states.count(TrialState.FAIL) == 1
+    assert f"trial {killed.number} (here pid {gone.stdout.strip()}) was left running" in (
+        capsys.readouterr().out
+    )
 
 
 def test_storages_default_to_the_journal_file_in_the_repository(tmp_path: Path) -> None:

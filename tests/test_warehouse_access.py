@@ -215,3 +215,29 @@ def test_refresh_refuses_before_loading_anything(
     assert stderr.startswith(f"error: {warehouse} is in use by ")
     assert f"(PID {pid}): close it and rebuild. The warehouse is unchanged" in stderr
     assert not (tmp_path / "raw").exists() and not (tmp_path / "practice").exists()
+
+
+def test_a_log_left_by_a_crashed_writer_does_not_block_the_next_build(tmp_path: Path) -> None:
+    """A DuckDB session killed after a write leaves `pitwall.duckdb.wal` and no lock: the build
+    goes ahead, and the log, which belongs to the file being replaced, goes with it."""
+    warehouse = tmp_path / "pitwall.duckdb"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys, duckdb; c = duckdb.connect(sys.argv[1]); "
+            "c.execute('create table t as select 1 as x'); os._exit(0)",
+            str(warehouse),
+        ],
+        check=True,
+    )
+    log = tmp_path / "pitwall.duckdb.wal"
+    assert log.exists()
+    build_warehouse.ensure_not_in_use(warehouse)  # nobody holds it: no refusal
+    said: list[str] = []
+    build_warehouse.remove_stale_log(warehouse, said.append)
+    assert not log.exists()
+    assert said == [
+        f"removed {log}, left by a process that crashed while writing the old warehouse (its "
+        "changes were not part of any build)"
+    ]
