@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from scripts.build_warehouse import remove_abandoned_builds
 from tests.conftest import REPO_ROOT
-from tests.helpers import command, run, run_predict, run_train, sqlite_uri
+from tests.helpers import command, run, run_predict, run_train, sqlite_uri, start
 
 pytestmark = pytest.mark.slow
 
@@ -166,20 +166,27 @@ def test_killed_dbt_build_leaves_the_previous_warehouse(
 def test_two_trainings_on_one_sqlite_store(
     real_warehouse: Path, real_manifest: Path, tmp_path: Path
 ) -> None:
-    def start(*extra: str) -> subprocess.Popen:
-        arguments = command(
-            "train", real_warehouse, real_manifest, *extra, "--tracking-uri", sqlite_uri(tmp_path)
-        )
-        return subprocess.Popen(
-            arguments, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    def training() -> subprocess.Popen:
+        # What is trained does not matter here: one moment, no baselines.
+        return start(
+            command(
+                "train",
+                real_warehouse,
+                real_manifest,
+                "--no-baselines",
+                "--moment",
+                "pre-qualifying",
+                "--tracking-uri",
+                sqlite_uri(tmp_path),
+            )
         )
 
-    first = start()
+    first = training()
     assert first.stdout is not None
     for line in first.stdout:
         if line.startswith("MLflow:"):  # the first training now holds the store
             break
-    second = start("--no-baselines")
+    second = training()
     second_out, second_err = second.communicate(timeout=300)
     _, first_err = first.communicate(timeout=300)
 
