@@ -61,3 +61,8 @@ def is_gone(recorded: str) -> bool:
         return False
     current = start_ticks(int(pid))
     return bool(start) and current is not None and current != start
+
+
+def left_by_dead_process(machine: str | None, process: str | None) -> bool:
+    """Made on this machine by a process that certainly no longer exists."""
+    return machine == this_machine() and is_gone(process or "")

@@ -133,9 +133,7 @@ def process_tags() -> dict[str, str]:
 
 def left_by_dead_process(tags: dict[str, str]) -> bool:
     """Made by a process of this machine that no longer exists."""
-    return tags.get(MACHINE_TAG) == processes.this_machine() and processes.is_gone(
-        tags.get(PROCESS_TAG, "")
-    )
+    return processes.left_by_dead_process(tags.get(MACHINE_TAG), tags.get(PROCESS_TAG))
 
 
 def start_run(**kwargs: Any) -> mlflow.ActiveRun:

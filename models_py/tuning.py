@@ -381,8 +381,8 @@ def abandoned(trial: FrozenTrial, grace: int | None) -> bool:
         return age > (grace or UNCLAIMED_SECONDS)
     if grace is not None:
         return False  # heartbeats decide
-    return trial.user_attrs["worker_machine"] == processes.this_machine() and processes.is_gone(
-        trial.user_attrs.get("worker_process", "")
+    return processes.left_by_dead_process(
+        trial.user_attrs["worker_machine"], trial.user_attrs.get("worker_process")
     )
 
 

@@ -67,6 +67,11 @@ def run(
     )
 
 
+def quick_train(moment: str = "pre-qualifying") -> list[str]:
+    """`train` arguments for a quick training: no baselines, one moment."""
+    return ["--no-baselines", "--moment", moment]
+
+
 def run_train(
     warehouse: Path,
     manifest: Path,
@@ -74,8 +79,8 @@ def run_train(
     env: dict | None = None,
     moment: str = "pre-qualifying",
 ) -> subprocess.CompletedProcess:
-    """A quick training: no baselines, one moment."""
-    return run("train", warehouse, manifest, "--no-baselines", "--moment", moment, *extra, env=env)
+    """A quick training, in a process of its own."""
+    return run("train", warehouse, manifest, *quick_train(moment), *extra, env=env)
 
 
 def run_predict(
@@ -112,7 +117,7 @@ def invoke(name: str, warehouse: Path, manifest: Path, *extra: str) -> Result:
 
 
 def invoke_train(warehouse: Path, manifest: Path, *extra: str, moment: str = "pre-qualifying"):
-    return invoke("train", warehouse, manifest, "--no-baselines", "--moment", moment, *extra)
+    return invoke("train", warehouse, manifest, *quick_train(moment), *extra)
 
 
 def invoke_predict(store: Path, warehouse: Path, manifest: Path, *extra: str) -> Result:

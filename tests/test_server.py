@@ -23,7 +23,7 @@ import sqlalchemy.exc
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.helpers import command, run, start
+from tests.helpers import command, quick_train, run, run_train, start
 
 pytestmark = pytest.mark.slow
 
@@ -192,15 +192,7 @@ def test_two_trainings_at_once_keep_every_run_and_version(
     env = dict(os.environ, MLFLOW_TRACKING_URI=url)
     name = "podium-pair"
     arguments = command(
-        "train",
-        real_warehouse,
-        real_manifest,
-        "--no-baselines",
-        "--moment",
-        "pre-qualifying",
-        "--model-name",
-        name,
-        *ONE_FOLD,
+        "train", real_warehouse, real_manifest, *quick_train(), "--model-name", name, *ONE_FOLD
     )
     trainings = [start(arguments, env) for _ in range(2)]
     outputs = [training.communicate(timeout=600) for training in trainings]
@@ -313,13 +305,9 @@ def test_tune_workers_share_a_study_and_survive_a_killed_worker(
     assert f"left RUNNING by train.py tune (pid {victim.pid})" in stdout
 
     # docs/team.md's next step: train with the study's best trial, from PostgreSQL.
-    trained = run(
-        "train",
+    trained = run_train(
         real_warehouse,
         real_manifest,
-        "--no-baselines",
-        "--moment",
-        "pre-qualifying",
         "--model-name",
         "podium-tuned",
         "--params-from-study",

@@ -20,7 +20,7 @@ from models_py.folds import window_before
 from models_py.models import DEFAULT_LGBM_PARAMS
 from models_py.settings import Protocol
 from tests.conftest import REPO_ROOT
-from tests.helpers import invoke, sqlite_uri
+from tests.helpers import invoke, invoke_train, sqlite_uri
 from tests.synthetic import synthetic_table
 
 
@@ -235,16 +235,7 @@ def test_tune_resumes_its_study_and_train_reproduces_its_brier(
     assert f"train.py train --params-from-study {name}" in second.stdout
 
     # The same parameters through `train` give the same mean CV Brier: one protocol.
-    trained = invoke(
-        "train",
-        real_warehouse,
-        real_manifest,
-        "--no-baselines",
-        "--moment",
-        "pre-qualifying",
-        "--params-from-study",
-        *common,
-    )
+    trained = invoke_train(real_warehouse, real_manifest, "--params-from-study", *common)
     assert trained.returncode == 0, trained.stderr
     client = MlflowClient(sqlite_uri(tmp_path))
     experiment = client.get_experiment_by_name("pitwall-podium")
