@@ -8,27 +8,51 @@ Training, the holdout, the study and the ablation all call `CrossValidation.run`
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
+from models_py.blend import derived_outcomes, outcomes, postprocessor_for
 from models_py.features import FeatureTable
 from models_py.folds import Fold, window_before
-from models_py.models import PodiumModel, Recipe, TrainingRows, make_model, model_matrix
-from models_py.probability import (
-    PODIUM_PLACES,
-    PostProcessing,
-    PostProcessor,
-    fit_on_history,
+from models_py.models import (
+    BLEND,
+    BlendModel,
+    PodiumModel,
+    Recipe,
+    TrainingRows,
+    make_model,
+    model_matrix,
 )
+from models_py.plackett_luce import POINTS_PLACES
+from models_py.probability import PODIUM_PLACES, PostProcessor, fit_on_history
 
-METRIC_NAMES = ("auc", "brier", "log_loss", "top3_hit_rate", "race_mass_error")
+METRIC_NAMES = (
+    "auc",
+    "brier",
+    "log_loss",
+    "top3_hit_rate",
+    "race_mass_error",
+    "win_brier",
+    "win_brier_from_podium",
+    "points_brier",
+    "points_brier_from_podium",
+)
 PREDICTION_COLUMNS = ["race_id", "driver_id", "year", "round", "driver_name", "constructor_name"]
+# A model's raw output: one score per row, or two for a blend (LightGBM's, the race model's).
+SCORE_COLUMNS = ("raw", "raw_race_model")
+# Seasons scored by a model (fitted model and scores), kept for the recipes run after it: the
+# blend reuses the LightGBM and race-model fits of the runs before it, and the serving refit
+# the CV's seasons. Bounded, so a long study does not keep every trial's models.
+SEASON_CACHE_SIZE = 160
 # Each fold's model runs on one thread; folds run side by side (Protocol.workers), so every
 # figure is the same whatever the number of workers.
 MODEL_THREADS = 1
@@ -70,6 +94,50 @@ def metrics(race_ids: np.ndarray, actual: np.ndarray, probability: np.ndarray) -
     }
 
 
+def outcome_metrics(
+    race_ids: np.ndarray, finish_position: np.ndarray, forecast: pd.DataFrame
+) -> dict[str, float]:
+    """Brier of P(win) and P(points), and of the same read off P(podium) alone (the reference:
+    `blend.derived_outcomes`)."""
+    finish = np.asarray(finish_position, dtype=float)
+    derived = derived_outcomes(race_ids, forecast["podium"].to_numpy())
+    result = {}
+    for outcome, places in (("win", 1), ("points", POINTS_PLACES)):
+        actual = (finish <= places).astype(float)
+        result[f"{outcome}_brier"] = float(np.mean((forecast[outcome].to_numpy() - actual) ** 2))
+        result[f"{outcome}_brier_from_podium"] = float(
+            np.mean((derived[outcome].to_numpy() - actual) ** 2)
+        )
+    return result
+
+
+def score_columns(scores: np.ndarray) -> dict[str, np.ndarray]:
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim == 1:
+        return {"raw": scores}
+    return dict(zip(SCORE_COLUMNS, scores.T, strict=True))
+
+
+def scores_of(rows: pd.DataFrame) -> np.ndarray:
+    """The raw scores kept in a frame's score columns (`score_columns`), as the model gave them."""
+    if SCORE_COLUMNS[1] in rows:
+        return rows[list(SCORE_COLUMNS)].to_numpy(dtype=float)
+    return rows["raw"].to_numpy(dtype=float)
+
+
+def fitted_model_key(recipe: Recipe, factory: Callable) -> tuple:
+    """What decides a fitted model: two recipes with the same key fit the same model on a fold
+    (the name and the post-processing do not enter)."""
+    race_model = recipe.kind in ("race_model", BLEND)
+    decisive = {
+        "kind": recipe.kind,
+        "features": list(recipe.features),
+        "params": dict(recipe.params) if recipe.kind != "race_model" else {},
+        "race_model_params": dict(recipe.race_model_params) if race_model else {},
+    }
+    return (factory, json.dumps(decisive, sort_keys=True, default=str))
+
+
 @dataclass(frozen=True)
 class SeasonScores:
     """A model fitted on a fold's training seasons and its raw scores on the fold's season."""
@@ -80,9 +148,12 @@ class SeasonScores:
     train_rows: int
     seconds: float
 
-    def history(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def history(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         rows = self.rows
-        return rows["race_id"].to_numpy(), rows["raw"].to_numpy(), rows["actual"].to_numpy()
+        finish = (
+            rows["finish_position"].to_numpy(dtype=float) if "finish_position" in rows else None
+        )
+        return rows["race_id"].to_numpy(), scores_of(rows), rows["actual"].to_numpy(), finish
 
 
 @dataclass(frozen=True)
@@ -90,7 +161,7 @@ class FoldResult:
     fold: Fold
     model: PodiumModel
     metrics: dict[str, float]
-    predictions: pd.DataFrame  # PREDICTION_COLUMNS, actual, raw, probability
+    predictions: pd.DataFrame  # PREDICTION_COLUMNS, actual, raw..., probability, win, points
     train_rows: int
     seconds: float
     postprocessor: PostProcessor
@@ -124,6 +195,8 @@ class CrossValidation:
         self.matrix = model_matrix(past, features, self.categories)
         self.target = table.spec.target
         self._rows: dict[Fold, tuple[TrainingRows, pd.DataFrame, pd.DataFrame]] = {}
+        self._seasons: OrderedDict[tuple, SeasonScores] = OrderedDict()
+        self._seasons_lock = threading.Lock()
 
     def fold_rows(self, fold: Fold) -> tuple[TrainingRows, pd.DataFrame, pd.DataFrame]:
         """Training rows, validation matrix and validation rows of a fold (built once)."""
@@ -148,6 +221,8 @@ class CrossValidation:
             info = validation[PREDICTION_COLUMNS].assign(
                 actual=validation[self.target].to_numpy(dtype=int)
             )
+            if label:
+                info = info.assign(finish_position=validation[label].to_numpy(dtype=float))
             self._rows[fold] = (rows, self.matrix[valid], info.reset_index(drop=True))
         return self._rows[fold]
 
@@ -155,8 +230,34 @@ class CrossValidation:
         started = time.perf_counter()
         rows, valid_matrix, info = self.fold_rows(fold)
         model = make().fit(rows)
-        scored = info.assign(raw=model.score(valid_matrix))
+        scored = info.assign(**score_columns(model.score(valid_matrix)))
         return SeasonScores(fold, model, scored, len(rows.target), time.perf_counter() - started)
+
+    def season(self, recipe: Recipe, factory: ModelFactory, fold: Fold) -> SeasonScores:
+        """A recipe's model fitted on `fold`'s training seasons and scored on its season, fitted
+        once for every recipe with the same `fitted_model_key`. A blend is assembled from the
+        seasons of its two parts."""
+        if recipe.kind == BLEND and factory is make_model:
+            lightgbm = self.season(replace(recipe, kind="lightgbm"), factory, fold)
+            race = self.season(replace(recipe, kind="race_model"), factory, fold)
+            model = BlendModel(lightgbm.model, race.model, name=recipe.name)  # type: ignore[arg-type]
+            rows = lightgbm.rows.assign(raw_race_model=race.rows["raw"].to_numpy())
+            seconds = lightgbm.seconds + race.seconds
+            return SeasonScores(fold, model, rows, lightgbm.train_rows, seconds)
+        key = (*fitted_model_key(recipe, factory), fold)
+        with self._seasons_lock:
+            if key in self._seasons:
+                self._seasons.move_to_end(key)
+                return self._seasons[key]
+        categorical = [name for name in recipe.features if name in self.categories]
+        scored = self.score_season(
+            lambda: factory(recipe, categorical, self.seed, self.threads), fold
+        )
+        with self._seasons_lock:
+            self._seasons[key] = scored
+            while len(self._seasons) > SEASON_CACHE_SIZE:
+                self._seasons.popitem(last=False)
+        return scored
 
     def run(
         self,
@@ -173,12 +274,7 @@ class CrossValidation:
         may stop the run by raising). Research models bring their own `factory` and
         `postprocessor`; by default they are the recipe's.
         """
-        categorical = [name for name in recipe.features if name in self.categories]
-
-        def make() -> PodiumModel:
-            return factory(recipe, categorical, self.seed, self.threads)
-
-        postprocessor = postprocessor or PostProcessing(recipe.calibrate, recipe.normalise)
+        postprocessor = postprocessor or postprocessor_for(recipe)
         history = self.calibration_seasons if postprocessor.needs_history else 0
         needed = sorted(
             {
@@ -197,7 +293,9 @@ class CrossValidation:
                     wanted.get(season) or window_before(season, self.window) for season in batch
                 ]
                 for season, scored in zip(
-                    batch, pool.map(lambda f: self.score_season(make, f), seasons), strict=True
+                    batch,
+                    pool.map(lambda fold: self.season(recipe, factory, fold), seasons),
+                    strict=True,
                 ):
                     scores[season] = scored
                 for season in batch:
@@ -240,9 +338,10 @@ class ServingRefit:
         self.cv = cv
         self.recipe = recipe
         self.season = season
+        self.factory = factory
         categorical = [name for name in recipe.features if name in cv.categories]
         self.make = lambda: factory(recipe, categorical, cv.seed, cv.threads)
-        self.unfitted = postprocessor or PostProcessing(recipe.calibrate, recipe.normalise)
+        self.unfitted = postprocessor or postprocessor_for(recipe)
         self._postprocessor: PostProcessor | None = None
 
     def postprocessor(self) -> PostProcessor:
@@ -254,7 +353,9 @@ class ServingRefit:
                 for year in range(self.season - history, self.season)
             ]
             with ThreadPoolExecutor(self.cv.workers) as pool:
-                scored = list(pool.map(lambda fold: self.cv.score_season(self.make, fold), seasons))
+                scored = list(
+                    pool.map(lambda fold: self.cv.season(self.recipe, self.factory, fold), seasons)
+                )
             self._postprocessor = fit_on_history(self.unfitted, [item.history() for item in scored])
         return self._postprocessor
 
@@ -279,10 +380,12 @@ class ServingRefit:
     def fit(self, before_round: int | None = None) -> ServingFit:
         mask = self.mask(before_round)
         past = self.cv.past
+        label = self.cv.table.spec.ranking_label
         rows = TrainingRows(
             matrix=self.cv.matrix[mask],
             target=past.loc[mask, self.cv.target].to_numpy(dtype=int),
             race_ids=past.loc[mask, "race_id"].to_numpy(),
+            finish_position=past.loc[mask, label].to_numpy() if label else None,
         )
         if rows.target.sum() == 0:
             raise FoldDataError(f"no podiums to train on for season {self.season}")
@@ -296,12 +399,20 @@ def finish(scores: SeasonScores, postprocessor: PostProcessor) -> FoldResult:
     started = time.perf_counter()
     rows = scores.rows
     race_ids = rows["race_id"].to_numpy()
-    probability = postprocessor.apply(race_ids, rows["raw"].to_numpy())
+    forecast = outcomes(postprocessor, race_ids, scores_of(rows))
+    probability = forecast["podium"].to_numpy()
+    measured = metrics(race_ids, rows["actual"].to_numpy(), probability)
+    if "finish_position" in rows:
+        measured |= outcome_metrics(race_ids, rows["finish_position"].to_numpy(), forecast)
     return FoldResult(
         fold=scores.fold,
         model=scores.model,
-        metrics=metrics(race_ids, rows["actual"].to_numpy(), probability),
-        predictions=rows.assign(probability=probability),
+        metrics=measured,
+        predictions=rows.assign(
+            probability=probability,
+            win_probability=forecast["win"].to_numpy(),
+            points_probability=forecast["points"].to_numpy(),
+        ),
         train_rows=scores.train_rows,
         seconds=scores.seconds + time.perf_counter() - started,
         postprocessor=postprocessor,

@@ -70,6 +70,9 @@ class ModelColumn:
     categorical: bool
     moment: str
     sql_type: str
+    # A candidate computed another way in place of a feature (e.g. without the team lineage),
+    # for the ablation to swap in.
+    variant_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,14 @@ class FeatureSpec:
             for column in self.columns.values()
             if column.is_default and column.moment in allowed
         )
+
+    def variants(self, group: str) -> dict[str, str]:
+        """Feature → the candidate of `group` that computes it another way (`meta.variant_of`)."""
+        return {
+            column.variant_of: name
+            for name, column in self.columns.items()
+            if column.group == group and column.variant_of
+        }
 
     def group_features(self, *groups: str) -> tuple[str, ...]:
         return tuple(name for name, column in self.columns.items() if column.group in groups)
@@ -169,6 +180,7 @@ def load_feature_spec(manifest_path: Path) -> FeatureSpec:
                     categorical=bool(meta.get("categorical")),
                     moment=meta.get("moment") or PRE_QUALIFYING,
                     sql_type=sql_type,
+                    variant_of=meta.get("variant_of"),
                 )
             if meta.get("target"):
                 targets.append(name)

@@ -23,8 +23,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from models_py.features import POST_QUALIFYING, PRE_QUALIFYING
+from models_py.race_model import DEFAULT_RACE_MODEL_PARAMS, RACE_MODEL, ConditionalLogit
 
 PODIUM_MODEL = "lgbm"
+BLEND = "blend"
 RULE_BASELINE = "baseline_rule"
 NAIVE_BASELINE = "baseline_naive"
 GRID_SLOT_BASELINE = "baseline_grid_slot"
@@ -70,11 +72,17 @@ class Recipe:
     calibrate: bool = True
     normalise: bool = True
     moment: str = PRE_QUALIFYING
+    # The race model's settings, for the kinds that include it (`race_model`, `blend`).
+    race_model_params: Mapping[str, Any] = field(default_factory=dict)
+    # For a `blend`: whether the served P(podium) blends in the race model (True) or is
+    # LightGBM's alone (False; the race model then serves only P(win) and P(points)).
+    blend: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["features"] = list(self.features)
         values["params"] = dict(self.params)
+        values["race_model_params"] = dict(self.race_model_params)
         return values
 
     @classmethod
@@ -364,8 +372,50 @@ class LogisticModel:
         }
 
 
+@dataclass
+class BlendModel:
+    """LightGBM and the race model fitted on the same rows. Its scores are two columns, LightGBM's
+    P(podium) and the race model's score, which the blend's post-processing combines."""
+
+    lightgbm: LightGBMModel
+    race_model: ConditionalLogit
+    name: str = BLEND
+
+    def fit(self, rows: TrainingRows) -> BlendModel:
+        self.lightgbm.fit(rows)
+        self.race_model.fit(rows)
+        return self
+
+    def score(self, matrix: pd.DataFrame) -> np.ndarray:
+        return np.column_stack([self.lightgbm.score(matrix), self.race_model.score(matrix)])
+
+    @property
+    def booster(self) -> lgb.Booster | None:
+        return self.lightgbm.booster
+
+    def params(self) -> dict[str, Any]:
+        return {
+            **self.lightgbm.params(),
+            **{f"race_model.{key}": value for key, value in self.race_model.params().items()},
+        }
+
+
+def race_model_settings(recipe: Recipe) -> dict[str, Any]:
+    return {**DEFAULT_RACE_MODEL_PARAMS, **recipe.race_model_params}
+
+
 def make_model(recipe: Recipe, categorical: list[str], seed: int, threads: int) -> PodiumModel:
     """The one factory: a fresh, unfitted model of the recipe's kind."""
+    if recipe.kind == "race_model":
+        return ConditionalLogit(
+            recipe.features, categorical, **race_model_settings(recipe), name=recipe.name
+        )
+    if recipe.kind == BLEND:
+        return BlendModel(
+            LightGBMModel(recipe.features, categorical, recipe.params, seed, threads),
+            ConditionalLogit(recipe.features, categorical, **race_model_settings(recipe)),
+            name=recipe.name,
+        )
     if recipe.kind == "lightgbm":
         return LightGBMModel(
             recipe.features, categorical, recipe.params, seed, threads, name=recipe.name
@@ -396,6 +446,38 @@ def podium_recipe(
         calibrate=calibrate,
         normalise=normalise,
         moment=moment,
+    )
+
+
+def blend_recipe(
+    features: tuple[str, ...],
+    params: Mapping[str, Any] | None = None,
+    moment: str = PRE_QUALIFYING,
+    blend: bool = True,
+) -> Recipe:
+    """LightGBM and the race model together: P(podium) blended (or LightGBM's alone, with
+    `blend=False`), P(win) and P(points) from the race (`models_py.blend`)."""
+    return Recipe(
+        name=BLEND,
+        kind=BLEND,
+        features=features,
+        params=dict(DEFAULT_LGBM_PARAMS if params is None else params),
+        moment=moment,
+        race_model_params=dict(DEFAULT_RACE_MODEL_PARAMS),
+        blend=blend,
+    )
+
+
+def race_model_recipe(features: tuple[str, ...], moment: str = PRE_QUALIFYING) -> Recipe:
+    """The race model alone: its P(top 3) by Plackett-Luce, normalised per race."""
+    return Recipe(
+        name=RACE_MODEL,
+        kind="race_model",
+        features=features,
+        calibrate=False,
+        normalise=True,
+        moment=moment,
+        race_model_params=dict(DEFAULT_RACE_MODEL_PARAMS),
     )
 
 

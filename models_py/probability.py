@@ -120,7 +120,11 @@ class PostProcessor(Protocol):
     def needs_history(self) -> bool: ...
 
     def fit(
-        self, race_ids: np.ndarray, scores: np.ndarray, actual: np.ndarray
+        self,
+        race_ids: np.ndarray,
+        scores: np.ndarray,
+        actual: np.ndarray,
+        finish_position: np.ndarray | None = None,
     ) -> PostProcessor: ...
 
     def apply(self, race_ids: np.ndarray, scores: np.ndarray) -> np.ndarray: ...
@@ -142,7 +146,13 @@ class PostProcessing:
     def needs_history(self) -> bool:
         return self.calibrate
 
-    def fit(self, race_ids: np.ndarray, scores: np.ndarray, actual: np.ndarray) -> PostProcessing:
+    def fit(
+        self,
+        race_ids: np.ndarray,
+        scores: np.ndarray,
+        actual: np.ndarray,
+        finish_position: np.ndarray | None = None,
+    ) -> PostProcessing:
         if not self.calibrate:
             return self
         return PostProcessing(True, self.normalise, PlattCalibration.fit(scores, actual))
@@ -206,12 +216,17 @@ def from_dict(values: dict[str, Any]) -> PostProcessing:
 
 
 def fit_on_history(
-    postprocessor: PostProcessor, history: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    postprocessor: PostProcessor,
+    history: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
 ) -> PostProcessor:
-    """Fit on earlier seasons' (race ids, raw scores, actual) taken together."""
+    """Fit on earlier seasons' (race ids, raw scores, actual, finish positions) taken together."""
     if not postprocessor.needs_history:
         return postprocessor
     if not history:
         raise ValueError("post-processing needs out-of-sample scores of earlier seasons")
-    race_ids, scores, actual = (np.concatenate(parts) for parts in zip(*history, strict=True))
-    return postprocessor.fit(race_ids, scores, actual)
+    race_ids, scores, actual = (
+        np.concatenate(parts) for parts in list(zip(*history, strict=True))[:3]
+    )
+    finishes = [season[3] for season in history]
+    finish_position = None if any(f is None for f in finishes) else np.concatenate(finishes)
+    return postprocessor.fit(race_ids, scores, actual, finish_position)

@@ -20,11 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 
 from models_py import serving, tracking
-from models_py.evaluation import CrossValidation, ServingRefit, metrics
+from models_py.evaluation import CrossValidation, ServingRefit, metrics, outcome_metrics
 from models_py.features import (
     FEATURE_TABLE,
     POST_QUALIFYING,
@@ -63,7 +62,7 @@ ENTRANT_WARNING = (
 
 def forecast_rows(
     rows: pd.DataFrame,
-    probability: np.ndarray,
+    probabilities: pd.DataFrame,
     moment: str,
     model_name: str,
     version: str,
@@ -72,21 +71,26 @@ def forecast_rows(
     replay: str | None = None,
     replay_id: str | None = None,
 ) -> pd.DataFrame:
-    """One forecast as the store keeps it: who, how likely, and where it came from."""
+    """One forecast as the store keeps it: who, how likely (`serving.OUTPUT_COLUMNS`), and where
+    it came from."""
     present = [column for column in ROW_COLUMNS if column in rows]
-    return rows[present].assign(
-        forecast_id=uuid.uuid4().hex,
-        predicted_at=pd.Timestamp(datetime.now(UTC)),
-        moment=moment,
-        podium_probability=probability,
-        model_name=model_name,
-        model_version=version,
-        model_alias=alias,
-        data_version=versions.get("data_version", "unknown"),
-        practice_data_version=versions.get("practice_data_version", "unknown"),
-        replay=replay,
-        replay_id=replay_id,
-        **{column: None for column in ROW_COLUMNS if column not in rows},
+    return (
+        rows[present]
+        .reset_index(drop=True)
+        .assign(
+            forecast_id=uuid.uuid4().hex,
+            predicted_at=pd.Timestamp(datetime.now(UTC)),
+            moment=moment,
+            **{column: probabilities[column].to_numpy() for column in serving.OUTPUT_COLUMNS},
+            model_name=model_name,
+            model_version=version,
+            model_alias=alias,
+            data_version=versions.get("data_version", "unknown"),
+            practice_data_version=versions.get("practice_data_version", "unknown"),
+            replay=replay,
+            replay_id=replay_id,
+            **{column: None for column in ROW_COLUMNS if column not in rows},
+        )
     )
 
 
@@ -122,10 +126,9 @@ def predict(
     missing = [name for name in features if name not in rows]
     if missing:
         raise FeatureError(f"{name} v{version.version} needs {missing}, not in {FEATURE_TABLE}")
-    probability = np.asarray(model.predict(serving.served_input(rows, features)), dtype=float)
     forecast = forecast_rows(
         rows,
-        probability,
+        serving.served_probabilities(model, rows),
         moment,
         name,
         str(version.version),
@@ -141,15 +144,28 @@ def predict(
     )
     if source == "last_race":
         print(ENTRANT_WARNING.format(year=first["year"]))
-    table = forecast.sort_values("podium_probability", ascending=False)
-    table = table[["driver_name", "constructor_name", "podium_probability"]].reset_index(drop=True)
-    table["podium_probability"] = table["podium_probability"].map(lambda p: f"{p:6.1%}")
-    table.index = range(1, len(table) + 1)
-    print(table.to_string(header=["driver", "team", "podium"]))
+    print(forecast_table(forecast))
     print(
         f"stored in {path}; in the warehouse: `select * from predictions` (live), "
         "`latest_predictions`, `prediction_scorecard` once the race has run"
     )
+
+
+def forecast_table(forecast: pd.DataFrame) -> str:
+    """The forecast as `predict` prints it: most likely podium first, win and points beside."""
+    columns = {
+        "driver_name": "driver",
+        "constructor_name": "team",
+        "win_probability": "win",
+        "podium_probability": "podium",
+        "points_probability": "points",
+    }
+    table = forecast.sort_values("podium_probability", ascending=False, kind="stable")
+    table = table[list(columns)].rename(columns=columns).reset_index(drop=True)
+    for column in ("win", "podium", "points"):
+        table[column] = table[column].map(lambda p: "    -" if pd.isna(p) else f"{p:6.1%}")
+    table.index = range(1, len(table) + 1)
+    return table.to_string()
 
 
 def champion_recipe(model_name: str, alias: str, moment: str) -> tuple[Recipe, Any]:
@@ -270,6 +286,7 @@ def replay(
     if races.empty:
         raise BadInput(f"{season} has no races with results in that range to replay")
     tags = next(iter(recipes.values()))[1].tags
+    label_column = table.spec.ranking_label or "finish_position"
     cv = CrossValidation(
         table, features, int(tags["window"]), int(tags["calibration_seasons"]), int(tags["seed"])
     )
@@ -292,11 +309,11 @@ def replay(
         for label, variant in variants.items():
             refit_model = ServingRefit(cv, variant, season)
             forecasts = replay_variant(cv, refit_model, variant, races, label == "frozen")
-            for race_id, probability in forecasts.items():
+            for race_id, probabilities in forecasts.items():
                 rows = past[past["race_id"] == race_id].reset_index(drop=True)
                 forecast = forecast_rows(
                     rows,
-                    probability,
+                    probabilities,
                     moment,
                     name,
                     str(version.version),
@@ -308,18 +325,27 @@ def replay(
                 serving.write_forecast(locations.predictions_dir, forecast)
             scored = pd.concat(
                 [
-                    past[past["race_id"] == race_id][["race_id", "podium"]].assign(p=p)
-                    for race_id, p in forecasts.items()
+                    past[past["race_id"] == race_id][["race_id", "podium", label_column]]
+                    .reset_index(drop=True)
+                    .join(probabilities)
+                    for race_id, probabilities in forecasts.items()
                 ]
             )
+            race_ids = scored["race_id"].to_numpy()
             summary = metrics(
-                scored["race_id"].to_numpy(), scored["podium"].to_numpy(), scored["p"].to_numpy()
+                race_ids, scored["podium"].to_numpy(), scored["podium_probability"].to_numpy()
+            )
+            summary |= outcome_metrics(
+                race_ids,
+                scored[label_column].to_numpy(),
+                scored.rename(columns=lambda column: column.removesuffix("_probability")),
             )
             rows_out.append({"moment": moment, "model": label, "races": len(forecasts), **summary})
             print(
                 f"  {moment.replace('_', '-'):<16} {label:<20} brier {summary['brier']:.4f} "
                 f"log loss {summary['log_loss']:.4f} top-3 {summary['top3_hit_rate']:.3f} "
-                f"({time.perf_counter() - started:.0f} s)",
+                f"win brier {summary['win_brier']:.4f} points brier "
+                f"{summary['points_brier']:.4f} ({time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
     table_out = pd.DataFrame(rows_out)
@@ -339,7 +365,10 @@ def replay(
         for row in rows_out:
             prefix = f"{row['moment']}.{row['model']}"
             mlflow.log_metrics(
-                {f"{prefix}.{key}": row[key] for key in ("brier", "log_loss", "top3_hit_rate")}
+                {
+                    f"{prefix}.{key}": row[key]
+                    for key in ("brier", "log_loss", "top3_hit_rate", "win_brier", "points_brier")
+                }
             )
         tracking.log_frame(table_out, "replay.csv")
     print(
@@ -357,18 +386,18 @@ def replay_variant(
     recipe: Recipe,
     races: pd.DataFrame,
     frozen: bool,
-) -> dict[int, np.ndarray]:
-    """Probabilities per race: the season-start model for every race (`frozen`), or a model
-    refitted on everything before each race."""
+) -> dict[int, pd.DataFrame]:
+    """Probabilities per race (`serving.OUTPUT_COLUMNS`): the season-start model for every race
+    (`frozen`), or a model refitted on everything before each race."""
     past = cv.past
     postprocessor = refit.postprocessor()
 
-    def score(race_id: int, round_: int, fit: Any = None) -> np.ndarray:
+    def score(race_id: int, round_: int, fit: Any = None) -> pd.DataFrame:
         fit = fit or refit.fit(round_)
         rows = past[past["race_id"] == race_id]
         matrix = model_matrix(rows, recipe.features, cv.categories)
         raw = fit.model.score(matrix)
-        return postprocessor.apply(rows["race_id"].to_numpy(), raw)
+        return serving.served_frame(postprocessor, rows["race_id"].to_numpy(), raw)
 
     pairs = list(races.itertuples(index=False))
     if frozen:

@@ -39,8 +39,10 @@ from mlflow.types import ColSpec, Schema
 from onnxmltools.convert.common.data_types import FloatTensorType
 
 from models_py import tracking
+from models_py.blend import OUTCOMES, derived_outcomes, postprocessor_from_dict
 from models_py.models import Recipe, model_matrix
-from models_py.probability import PostProcessor, from_dict
+from models_py.probability import PostProcessor
+from models_py.race_model import ConditionalLogit
 from models_py.settings import STORE_COLUMNS
 
 CHAMPION = "champion"
@@ -107,25 +109,65 @@ def check_parity(model: onnx.ModelProto, booster: lgb.Booster, matrix: np.ndarra
     return difference
 
 
+# What a served model returns for every row (a pyfunc of this project returns a frame with them).
+OUTPUT_COLUMNS = tuple(f"{outcome}_probability" for outcome in OUTCOMES)
+
+
 class ServedModel(mlflow.pyfunc.PythonModel):
-    """ONNX graph + encoding + post-processing. Input: `race_id` and the model's features, one
-    row per entrant of each race (normalisation works on whole races)."""
+    """ONNX graph (LightGBM) + the race model's coefficients + encoding + post-processing.
+    Input: `race_id` and the model's features, one row per entrant of each race (the race is
+    the unit: normalisation and the race model work on whole races). Output: a frame of
+    `podium_probability`, `win_probability` and `points_probability`."""
 
     def load_context(self, context: Any) -> None:
         served = json.loads(Path(context.artifacts["served"]).read_text(encoding="utf-8"))
         self.recipe = Recipe.from_dict(served["recipe"])
         self.categories: dict[str, list[str]] = served["categories"]
-        self.postprocessor = from_dict(served["postprocessing"])
+        self.postprocessor = postprocessor_from_dict(served["postprocessing"])
+        race_model = served.get("race_model")
+        self.race_model = ConditionalLogit.from_dict(race_model) if race_model else None
         self.session = onnx_session(Path(context.artifacts["onnx"]).read_bytes())
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         features = self.recipe.features
         missing = [name for name in (RACE_COLUMN, *features) if name not in model_input]
         if missing:
             raise ValueError(f"the podium model needs the columns {missing}")
         matrix = model_matrix(model_input, features, self.categories)
-        raw = onnx_scores(self.session, matrix.to_numpy(dtype=np.float32))
-        return self.postprocessor.apply(model_input[RACE_COLUMN].to_numpy(), raw)
+        scores = onnx_scores(self.session, matrix.to_numpy(dtype=np.float32))
+        if self.race_model is not None:
+            scores = np.column_stack([scores, self.race_model.score(matrix)])
+        race_ids = model_input[RACE_COLUMN].to_numpy()
+        return served_frame(self.postprocessor, race_ids, scores)
+
+
+def served_frame(
+    postprocessor: PostProcessor, race_ids: np.ndarray, scores: np.ndarray
+) -> pd.DataFrame:
+    """The served probabilities of every row, as a served model returns them."""
+    own = getattr(postprocessor, "outcomes", None)
+    frame = (
+        own(race_ids, scores)
+        if own is not None
+        else derived_outcomes(race_ids, postprocessor.apply(race_ids, scores))
+    )
+    return frame.rename(columns=lambda outcome: f"{outcome}_probability")[list(OUTPUT_COLUMNS)]
+
+
+def served_probabilities(model: mlflow.pyfunc.PyFuncModel, rows: pd.DataFrame) -> pd.DataFrame:
+    """P(podium), P(win) and P(points) of `rows` by a registered version. Versions registered
+    before the race model return P(podium) alone: their P(win) and P(points) are missing."""
+    output = model.predict(served_input(rows, model_features(model)))
+    if isinstance(output, pd.DataFrame):
+        return output[list(OUTPUT_COLUMNS)].reset_index(drop=True).astype(float)
+    podium = np.asarray(output, dtype=float)
+    return pd.DataFrame(
+        {
+            "podium_probability": podium,
+            "win_probability": np.nan,
+            "points_probability": np.nan,
+        }
+    )
 
 
 def signature(example: pd.DataFrame, expected: np.ndarray) -> ModelSignature:
@@ -149,11 +191,12 @@ def log_served_model(
     categories: dict[str, list[str]],
     postprocessor: PostProcessor,
     rows: pd.DataFrame,
-    expected: np.ndarray,
+    expected: pd.DataFrame,
+    race_model: ConditionalLogit | None = None,
 ) -> tuple[str, float]:
-    """Log the pyfunc (ONNX inside) in the active run; reload it and require that it serves
-    `expected` on `rows` (the probabilities the metrics were computed on). Returns its URI and
-    the largest difference."""
+    """Log the pyfunc (ONNX and the race model inside) in the active run; reload it and require
+    that it serves `expected` on `rows` (the probabilities the metrics were computed on, as
+    `served_frame` gives them). Returns its URI and the largest difference."""
     matrix = model_matrix(rows, recipe.features, categories).to_numpy(dtype=np.float64)
     graph = to_onnx(booster, len(recipe.features))
     check_parity(graph, booster, matrix)
@@ -162,6 +205,7 @@ def log_served_model(
         "recipe": recipe.to_dict(),
         "categories": categories,
         "postprocessing": postprocessor.to_dict(),
+        "race_model": race_model.to_dict() if race_model is not None else None,
     }
     with tempfile.TemporaryDirectory() as folder:
         onnx_path = Path(folder) / "model.onnx"
@@ -187,8 +231,15 @@ def log_served_model(
                 )
         finally:
             pyfunc_logger.setLevel(level)
-    reloaded = np.asarray(mlflow.pyfunc.load_model(info.model_uri).predict(example), dtype=float)
-    difference = float(np.max(np.abs(reloaded - expected)))
+    reloaded = mlflow.pyfunc.load_model(info.model_uri).predict(example)
+    difference = float(
+        np.max(
+            np.abs(
+                reloaded[list(OUTPUT_COLUMNS)].to_numpy(dtype=float)
+                - expected[list(OUTPUT_COLUMNS)].to_numpy(dtype=float)
+            )
+        )
+    )
     if not difference <= PARITY_TOLERANCE:
         raise ParityError(
             f"the logged model does not serve the probabilities its metrics were computed on "
@@ -278,7 +329,7 @@ def rescore_champion(
         rows = read_rows(features)
     except Exception as error:  # the table no longer carries what the champion needs
         return None, f"champion v{champion.version} cannot be re-scored: {error}"
-    probability = np.asarray(model.predict(served_input(rows, features)), dtype=float)
+    probability = served_probabilities(model, rows)["podium_probability"].to_numpy()
     actual = rows["podium"].to_numpy(dtype=float)
     return float(np.mean((np.clip(probability, 0, 1) - actual) ** 2)), ""
 

@@ -104,6 +104,8 @@ STORE_COLUMNS = {
     "driver_name": "varchar",
     "constructor_name": "varchar",
     "podium_probability": "double",
+    "win_probability": "double",
+    "points_probability": "double",
     "model_name": "varchar",
     "model_version": "varchar",
     "model_alias": "varchar",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -43,11 +43,13 @@ from models_py.features import (
 from models_py.folds import Fold, protocol_folds
 from models_py.models import (
     BASELINE_DESCRIPTIONS,
+    BLEND,
     NAIVE_BASELINE,
     PODIUM_MODEL,
     RULE_BASELINE,
     Recipe,
     baseline_recipes,
+    blend_recipe,
     make_model,
     model_matrix,
     podium_recipe,
@@ -146,15 +148,23 @@ def prepare(locations: Locations, protocol: Protocol, experiment: str, holder: s
 
 
 def comparisons(
-    results: list[FoldResult], summary: dict[str, float], done: dict[str, CandidateRun]
+    results: list[FoldResult],
+    summary: dict[str, float],
+    done: dict[str, CandidateRun],
+    against_lightgbm: bool = False,
 ) -> dict[str, float]:
-    """Lift over the rule baseline, and the folds won against the naive rule."""
+    """Lift over the rule baseline, and the folds won against the naive rule (and against
+    LightGBM alone, for the blend)."""
     compared: dict[str, float] = {}
     reference = done[RULE_BASELINE].summary if RULE_BASELINE in done else summary
     compared["cv_brier_lift_vs_rule"] = reference["cv_brier_mean"] - summary["cv_brier_mean"]
     compared["cv_auc_lift_vs_rule"] = summary["cv_auc_mean"] - reference["cv_auc_mean"]
     for name, baseline in done.items():
-        if name == NAIVE_BASELINE or name.startswith("baseline_grid"):
+        if (
+            name == NAIVE_BASELINE
+            or name.startswith("baseline_grid")
+            or (name == PODIUM_MODEL and against_lightgbm)
+        ):
             short = name.removeprefix("baseline_")
             compared[f"cv_folds_beating_{short}"] = folds_better(results, baseline.results)
             compared[f"cv_brier_lift_vs_{short}"] = (
@@ -167,13 +177,13 @@ def evaluate_candidate(
     candidate: Candidate, context: Context, protocol: Protocol, done: dict[str, CandidateRun]
 ) -> CandidateRun:
     recipe = candidate.recipe
-    served = recipe.name == PODIUM_MODEL
+    detailed = recipe.name in SERVABLE
     folds = context.folds
     print(f"{recipe.name} ({recipe.moment}): {candidate.description}", flush=True)
     started = time.perf_counter()
 
     def progress(result: FoldResult) -> None:
-        if served and result.fold in folds:
+        if detailed and result.fold in folds:
             print(
                 f"  {recipe.name} fold {folds.index(result.fold) + 1:>2}/{len(folds)} "
                 f"{result.fold.describe()}: brier {result.metrics['brier']:.4f} "
@@ -194,7 +204,7 @@ def evaluate_candidate(
         )
         cv_results, holdout = results[:-1], results[-1]
         summary = summarize(cv_results)
-        summary |= comparisons(cv_results, summary, done)
+        summary |= comparisons(cv_results, summary, done, against_lightgbm=recipe.name == BLEND)
         summary |= {f"holdout_{name}": value for name, value in holdout.metrics.items()}
         tracking.log_params(
             {
@@ -212,7 +222,7 @@ def evaluate_candidate(
             }
         )
         mlflow.log_metrics(summary)
-        if served:
+        if detailed:
             tracking.log_fold_runs(cv_results, {"model": recipe.name, "window": protocol.window})
         else:
             tracking.log_fold_metrics(cv_results)
@@ -268,9 +278,16 @@ def log_served(
         raise BadInput(f"{recipe.name} has no booster to serve")
     categories = {key: cv.categories[key] for key in recipe.features if key in cv.categories}
     matrix = model_matrix(rows, recipe.features, cv.categories)
-    expected = postprocessor.apply(rows["race_id"].to_numpy(), model.score(matrix))
+    expected = serving.served_frame(postprocessor, rows["race_id"].to_numpy(), model.score(matrix))
     return serving.log_served_model(
-        name, booster, recipe, categories, postprocessor, rows, expected
+        name,
+        booster,
+        recipe,
+        categories,
+        postprocessor,
+        rows,
+        expected,
+        race_model=getattr(model, "race_model", None),
     )
 
 
@@ -293,11 +310,18 @@ def summary_table(runs: dict[str, CandidateRun]) -> str:
         "cv_log_loss_mean": "cv log loss",
         "cv_top3_hit_rate_mean": "cv top-3 hit",
         "cv_race_mass_error_mean": "cv mass err",
+        "cv_win_brier_mean": "cv win brier",
+        "cv_points_brier_mean": "cv points brier",
         "holdout_auc": "holdout auc",
         "holdout_brier": "holdout brier",
+        "holdout_win_brier": "holdout win brier",
     }
     table = pd.DataFrame({name: run.summary for name, run in runs.items()}).T[list(columns)]
     return table.rename(columns=columns).to_string(float_format=lambda value: f"{value:.4f}")
+
+
+# The candidates one of which is served: LightGBM alone, and LightGBM blended with the race model.
+SERVABLE = (PODIUM_MODEL, BLEND, f"{PODIUM_MODEL}_served")
 
 
 def candidates(options: TrainOptions, features: tuple[str, ...], moment: str) -> list[Candidate]:
@@ -328,7 +352,39 @@ def candidates(options: TrainOptions, features: tuple[str, ...], moment: str) ->
         normalise=options.normalise,
     )
     chosen.append(Candidate(recipe, f"LightGBM, {options.params_origin}"))
+    if options.calibrate and options.normalise:
+        chosen.append(
+            Candidate(
+                blend_recipe(features, options.params, moment=moment),
+                "LightGBM blended with the race model (conditional logit, Plackett-Luce), "
+                "weights fitted on earlier seasons",
+            )
+        )
     return chosen
+
+
+def served_candidate(
+    runs: dict[str, CandidateRun], context: Context, protocol: Protocol
+) -> CandidateRun:
+    """The blend if it beats LightGBM alone on mean CV Brier; else LightGBM's P(podium) with the
+    race model serving only P(win) and P(points) (its podium metrics are LightGBM's own)."""
+    lightgbm = runs[PODIUM_MODEL]
+    blended = runs.get(BLEND)
+    if blended is None:
+        return lightgbm
+    lift = lightgbm.summary["cv_brier_mean"] - blended.summary["cv_brier_mean"]
+    if lift > 0:
+        print(f"  serving the blend: CV Brier {lift:.5f} lower than LightGBM alone", flush=True)
+        return blended
+    print(
+        f"  serving LightGBM's P(podium): the blend does not beat it on CV Brier "
+        f"({-lift:.5f} higher); the race model serves P(win) and P(points)",
+        flush=True,
+    )
+    recipe = replace(blended.candidate.recipe, name=f"{PODIUM_MODEL}_served", blend=False)
+    candidate = Candidate(recipe, "LightGBM's P(podium); P(win) and P(points) by the race model")
+    runs[recipe.name] = evaluate_candidate(candidate, context, protocol, runs)
+    return runs[recipe.name]
 
 
 def read_season(locations: Locations, season: int) -> Callable[[list[str]], pd.DataFrame]:
@@ -355,7 +411,7 @@ def train_moment(
     runs: dict[str, CandidateRun] = {}
     for candidate in candidates(options, features, moment):
         runs[candidate.recipe.name] = evaluate_candidate(candidate, context, protocol, runs)
-    served = runs[PODIUM_MODEL]
+    served = served_candidate(runs, context, protocol)
     recipe, holdout = served.candidate.recipe, served.holdout
     fold = holdout.fold
     name = registered_name(options.model_name, moment)

@@ -341,7 +341,12 @@ def ensure_predictions_store(store: Path) -> None:
     forecast until the next build. With it, the view reads the live store from the first build."""
     schema = store / "_schema.parquet"
     if schema.exists():
-        return
+        with duckdb.connect() as connection:
+            columns = connection.execute(
+                f"select name from parquet_schema('{schema}') where name != 'duckdb_schema'"
+            ).fetchall()
+        if [name for (name,) in columns] == list(STORE_COLUMNS):
+            return  # written by a build that stored the same columns as this one
     store.mkdir(parents=True, exist_ok=True)
     columns = ", ".join(f'cast(null as {kind}) as "{name}"' for name, kind in STORE_COLUMNS.items())
     partial = store / f"._schema.{os.getpid()}.parquet"

@@ -60,7 +60,10 @@ def test_every_lever_is_one_step_in_order(ablation, real_manifest: Path) -> None
         *feature_steps,
         "+ identifiers",
         "tuned",
+        *(["no team lineage"] if spec.variants("team_lineage_off") else []),
         "race-coherent challenger",
+        "race model alone",
+        "blend",
     ]
     assert groups[0] == "base" and "practice" in groups
     assert table["step"].tolist() == expected
@@ -69,6 +72,11 @@ def test_every_lever_is_one_step_in_order(ablation, real_manifest: Path) -> None
     assert steps.loc["seed recipe", "features"] == len(spec.group_features("base"))
     assert steps.loc["race-coherent challenger", "features"] == len(spec.features())
     assert steps.loc["+ identifiers", "kept"] == "no (measured only)"
+    # The race model and the blend run on the final recipe's features; the blend is kept.
+    assert steps.loc["race model alone", "kept"] == "no (measured only)"
+    assert steps.loc["blend", "kept"] == "yes"
+    assert steps.loc["blend", "features"] == len(spec.features())
+    assert 0 < steps.loc["blend", "cv_win_brier"] < 0.1
     # Gated and ungated practice are both measured against the step before practice.
     before = table["step"][table.index[table["step"] == "+ practice_ungated"][0] - 1]
     for step in ("+ practice_ungated", "+ practice"):

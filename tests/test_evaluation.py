@@ -50,7 +50,7 @@ class RecordingPostProcessor:
     seasons: set[int] = field(default_factory=set)
     needs_history: bool = True
 
-    def fit(self, race_ids, scores, actual) -> RecordingPostProcessor:
+    def fit(self, race_ids, scores, actual, finish_position=None) -> RecordingPostProcessor:
         return RecordingPostProcessor(seasons={int(race) // 100 for race in race_ids})
 
     def apply(self, race_ids, scores) -> np.ndarray:

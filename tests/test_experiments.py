@@ -15,13 +15,12 @@ from models_py.experiments.ranking import (
     finish_relevance,
     fit_temperature,
     make_ranker,
-    plackett_luce_by_race,
-    plackett_luce_top_k,
     race_group_sizes,
     ranker_recipe,
 )
 from models_py.folds import window_before
 from models_py.models import podium_recipe
+from models_py.plackett_luce import plackett_luce_by_race, plackett_luce_top_k
 from models_py.probability import PODIUM_PLACES
 from tests.conftest import REPO_ROOT
 from tests.synthetic import synthetic_table

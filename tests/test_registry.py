@@ -144,7 +144,7 @@ def test_the_champion_serves_its_refit_and_keeps_its_holdout_model(
         real_warehouse, load_feature_spec(real_manifest), features, where="f.year = 2024"
     ).frame
     served = rows[["race_id", "driver_id"]].assign(
-        served=model.predict(serving.served_input(rows, features))
+        served=serving.served_probabilities(model, rows)["podium_probability"].to_numpy()
     )
     merged = served.merge(holdout, on=["race_id", "driver_id"], validate="one_to_one")
     assert len(merged) == len(holdout) > 0

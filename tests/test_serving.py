@@ -152,7 +152,7 @@ def test_the_logged_pyfunc_serves_exactly_the_probabilities_it_was_checked_on(st
     frame, recipe, categories, model = served_rows()
     postprocessor = PostProcessing(calibrate=False, normalise=True)
     raw = model.score(model_matrix(frame, recipe.features, categories))
-    expected = postprocessor.apply(frame["race_id"].to_numpy(), raw)
+    expected = serving.served_frame(postprocessor, frame["race_id"].to_numpy(), raw)
     with mlflow.start_run():
         uri, difference = serving.log_served_model(
             "model", model.booster, recipe, categories, postprocessor, frame, expected
@@ -162,17 +162,22 @@ def test_the_logged_pyfunc_serves_exactly_the_probabilities_it_was_checked_on(st
     assert serving.model_features(loaded) == ["era", "pace"]
     served = loaded.predict(serving.served_input(frame, recipe.features))
     np.testing.assert_allclose(served, expected, atol=1e-6)
-    assert np.allclose(pd.Series(served).groupby(frame["race_id"]).sum(), 3.0)
+    sums = served.groupby(frame["race_id"]).sum()
+    assert np.allclose(sums["podium_probability"], 3.0)
+    # LightGBM alone reads P(win) and P(points) off P(podium): each race sums to 1 and to 10.
+    assert np.allclose(sums["win_probability"], 1.0)
+    assert np.allclose(sums["points_probability"], 10.0)
     # Any feature may be missing on the day; the race id may not.
     gaps = frame.assign(era=None, pace=np.nan)
-    assert np.isfinite(loaded.predict(serving.served_input(gaps, recipe.features))).all()
+    served_gaps = loaded.predict(serving.served_input(gaps, recipe.features))
+    assert np.isfinite(served_gaps.to_numpy()).all()
     with pytest.raises(Exception, match="race_id"):
         loaded.predict(frame[["era", "pace"]])
 
 
 def test_a_model_that_does_not_serve_its_metrics_is_never_logged(store) -> None:
     frame, recipe, categories, model = served_rows()
-    wrong = np.full(len(frame), 0.3)
+    wrong = pd.DataFrame({column: np.full(len(frame), 0.3) for column in serving.OUTPUT_COLUMNS})
     with mlflow.start_run(), pytest.raises(serving.ParityError, match="not registering"):
         serving.log_served_model(
             "model", model.booster, recipe, categories, PostProcessing(False, True), frame, wrong
@@ -192,8 +197,10 @@ def two_logged_models() -> tuple[pd.DataFrame, Recipe, list[str]]:
     """The same served model logged in two runs, ready to register: its rows, recipe, URIs."""
     frame, recipe, categories, model = served_rows()
     postprocessor = PostProcessing(calibrate=False, normalise=True)
-    expected = postprocessor.apply(
-        frame["race_id"].to_numpy(), model.score(model_matrix(frame, recipe.features, categories))
+    expected = serving.served_frame(
+        postprocessor,
+        frame["race_id"].to_numpy(),
+        model.score(model_matrix(frame, recipe.features, categories)),
     )
     uris = []
     for _ in range(2):

@@ -41,6 +41,9 @@ def forecast(entrants: pd.DataFrame, probabilities: list[float], at: pd.Timestam
         predicted_at=at,
         moment="pre_qualifying",
         podium_probability=probabilities,
+        # a version that served P(podium) only: the scorecard's win and points Brier stay null
+        win_probability=None,
+        points_probability=None,
         model_name="podium",
         model_version="7",
         model_alias="champion",

@@ -38,6 +38,7 @@ CANDIDATES = (
     "baseline_logistic",
     "baseline_lgbm_default",
     "lgbm",
+    "blend",
 )
 
 
@@ -100,7 +101,24 @@ def test_runs_params_tags_and_metrics(trained) -> None:
     assert len(tags["data_version"]) == 64
     assert len(tags["practice_data_version"]) == 64
     assert len(tags["features_sql_sha256"]) == 64
-    assert tags["pitwall.served"] == "true"
+    # Served: the blend if it beat LightGBM alone on CV, else LightGBM's P(podium) beside the
+    # race model's P(win) and P(points); either way a run with the race model in it.
+    [chosen] = [
+        run
+        for run in runs
+        if run.data.tags.get("pitwall.served") == "true"
+        and run.data.tags.get("pitwall.moment") == "pre_qualifying"
+    ]
+    blend = by_role["blend"]
+    lift = served.data.metrics["cv_brier_mean"] - blend.data.metrics["cv_brier_mean"]
+    assert chosen.data.tags["pitwall.role"] == ("blend" if lift > 0 else "lgbm_served")
+    assert lift == pytest.approx(blend.data.metrics["cv_brier_lift_vs_lgbm"])
+    assert blend.data.params["postprocessing"].startswith("P(podium) = sigmoid(")
+    for outcome in ("win", "points"):
+        # The race model's P(win) and P(points), and the same read off P(podium) alone.
+        assert 0 < chosen.data.metrics[f"cv_{outcome}_brier_mean"] < 0.25
+        assert 0 < chosen.data.metrics[f"cv_{outcome}_brier_from_podium_mean"] < 0.25
+        assert f"holdout_{outcome}_brier" in chosen.data.metrics
 
     metrics = served.data.metrics
     for name in ("auc", "brier", "log_loss", "top3_hit_rate", "race_mass_error"):
@@ -109,7 +127,7 @@ def test_runs_params_tags_and_metrics(trained) -> None:
     assert 0.5 < metrics["cv_auc_mean"] <= 1.0
     assert served.info.status == "FINISHED"
     # The evaluation window, and the serving refit's window when it is logged in the same run.
-    dataset_inputs = client.get_run(served.info.run_id).inputs.dataset_inputs
+    dataset_inputs = client.get_run(chosen.info.run_id).inputs.dataset_inputs
     names = {found.dataset.name for found in dataset_inputs}
     assert "podium_features_2021_2023" in names
     assert all("pitwall.duckdb" in found.dataset.source for found in dataset_inputs)
@@ -155,16 +173,19 @@ def test_artifacts_the_champion_refit_and_its_holdout_model_in_one_call_each(
     spec = load_feature_spec(real_manifest)
     rows = read_features(real_warehouse, spec, where="f.year = 2024 and not f.is_upcoming").frame
     features = list(champion.metadata.get_input_schema().input_names())[1:]
-    refit = rows[["race_id"]].assign(p=np.asarray(champion.predict(served_input(rows, features))))
-    assert np.allclose(refit.groupby("race_id")["p"].sum(), 3.0, atol=1e-6)
+    served_probabilities = champion.predict(served_input(rows, features))
+    sums = served_probabilities.groupby(rows["race_id"].to_numpy()).sum()
+    assert np.allclose(sums["podium_probability"], 3.0, atol=1e-6)
+    assert np.allclose(sums["win_probability"], 1.0, atol=1e-6)
+    assert np.allclose(sums["points_probability"], 10.0, atol=1e-4)
 
     # The evaluated holdout model travels with the version, and serves the holdout numbers.
     version = client.get_model_version_by_alias("podium", "champion")
     assert version.tags["holdout_model_uri"] == served.data.tags["holdout_model_uri"]
     assert version.tags["holdout_train_first"] == "2021"
     holdout_model = mlflow.pyfunc.load_model(version.tags["holdout_model_uri"])
-    probability = np.asarray(holdout_model.predict(served_input(rows, features)))
-    merged = rows[["race_id", "driver_id"]].assign(served=probability)
+    probability = holdout_model.predict(served_input(rows, features))["podium_probability"]
+    merged = rows[["race_id", "driver_id"]].assign(served=probability.to_numpy())
     merged = merged.merge(holdout, on=["race_id", "driver_id"], validate="one_to_one")
     assert len(merged) == len(holdout)
     assert np.abs(merged["served"] - merged["probability"]).max() <= 1e-5

@@ -4,7 +4,8 @@ Each step is one nested MLflow run under an `ablation` parent, and changes exact
 from the step before: the leak-free seed recipe (the base features, class weighting, issue 3's
 parameters, raw probabilities), then no class weight, calibration, per-race normalisation, the
 project's default parameters, each feature group of the dbt YAML in turn, a study (with
-`--trials`), and the race-coherent challenger. Candidate groups (`feature: false`, in
+`--trials`), the team features without the team lineage, the race-coherent challenger, the race
+model alone and the blend with it. Candidate groups (`feature: false`, in
 `podium_feature_candidates`) are measured on top of the step before and not kept. The parent
 holds the table of every step. Every step runs the one CV protocol (`CrossValidation.run`).
 """
@@ -31,12 +32,17 @@ from models_py.models import (
     NAIVE_BASELINE,
     Recipe,
     baseline_recipes,
+    blend_recipe,
     make_model,
+    race_model_recipe,
 )
 from models_py.settings import Locations, Protocol
 
 BASE_GROUP = "base"
 UNGATED = "_ungated"
+# Candidates that compute team features without the team lineage (`meta.variant_of`): swapped
+# in for the features they replace, never added beside them.
+LINEAGE_OFF_GROUP = "team_lineage_off"
 WEEKEND_COLUMN = "practice_sessions_before_qualifying"
 # Issue 3's defaults, the seed recipe's parameters, with class weighting (negatives/positives).
 SEED_RECIPE_PARAMS: dict[str, Any] = {
@@ -114,6 +120,7 @@ def step_row(
         "cv_log_loss": summary["cv_log_loss_mean"],
         "cv_auc": summary["cv_auc_mean"],
         "holdout_brier": summary["holdout_brier"],
+        "cv_win_brier": summary.get("cv_win_brier_mean"),
         "folds_beating_naive": folds_better(step.results, naive),
     }
     if previous is not None:
@@ -161,7 +168,7 @@ def ablation_steps(
             steps.append((f"+ {name}", "candidate: without the gate", adding(name), False))
         steps.append((f"+ {group}", "feature group", adding(group), True))
     for group in candidate_groups:
-        if group not in variants.values():
+        if group not in variants.values() and group != LINEAGE_OFF_GROUP:
             steps.append((f"+ {group}", "candidate feature group", adding(group), False))
     return steps
 
@@ -306,12 +313,46 @@ def ablation(
         )
         table_rows.append(step_row(step, current, naive, weekend))
         current = step
+    twins = spec.variants(LINEAGE_OFF_GROUP)
+    if twins:
+        swapped = tuple(twins.get(name, name) for name in current.recipe.features)
+        step = run_step(
+            "no team lineage",
+            f"{sum(name in twins for name in current.recipe.features)} team features without it",
+            False,
+            replace(current.recipe, features=swapped),
+            cv,
+            folds,
+            holdout,
+        )
+        table_rows.append(step_row(step, current, naive, weekend))
     challenger = replace(current.recipe, kind="lambdarank", calibrate=False, normalise=False)
     step = run_step(
         "race-coherent challenger",
         "lambdarank + Plackett-Luce",
         False,
         challenger,
+        cv,
+        folds,
+        holdout,
+    )
+    table_rows.append(step_row(step, current, naive, weekend))
+    features, params = current.recipe.features, current.recipe.params
+    step = run_step(
+        "race model alone",
+        "conditional logit + Plackett-Luce",
+        False,
+        race_model_recipe(features),
+        cv,
+        folds,
+        holdout,
+    )
+    table_rows.append(step_row(step, current, naive, weekend))
+    step = run_step(
+        "blend",
+        "LightGBM + race model, weights fitted on earlier seasons",
+        True,
+        blend_recipe(features, params),
         cv,
         folds,
         holdout,

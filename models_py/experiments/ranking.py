@@ -7,10 +7,9 @@ beaten the podium model on CV, so it is never served.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -25,6 +24,11 @@ from models_py.models import (
     lightgbm_params,
     predict_booster,
     train_booster,
+)
+from models_py.plackett_luce import (
+    plackett_luce_by_race,
+    plackett_luce_layout,
+    race_layout,
 )
 from models_py.probability import PODIUM_PLACES, race_codes
 
@@ -104,124 +108,6 @@ def make_ranker(recipe: Recipe, categorical: list[str], seed: int, threads: int)
     return LightGBMRanker(recipe.features, categorical, recipe.params, seed, threads)
 
 
-class _Prefixes(NamedTuple):
-    """Every ordered way of filling the first few positions, for races of one size."""
-
-    free: np.ndarray  # (prefixes, entrants) 1.0 where the entrant is still unplaced
-    first_free: np.ndarray  # (prefixes,) lowest unplaced column
-    parent: np.ndarray  # the longer prefixes: which prefix each extends...
-    entrant: np.ndarray  # ...and with which entrant
-
-
-@functools.lru_cache(maxsize=64)
-def _prefix_levels(entrants: int, places: int) -> tuple[_Prefixes, ...]:
-    levels = []
-    placed = np.empty((1, 0), dtype=np.intp)
-    for _ in range(places):
-        free = np.ones((len(placed), entrants), dtype=bool)
-        free[np.arange(len(placed))[:, None], placed] = False
-        parent, entrant = np.nonzero(free)
-        levels.append(_Prefixes(free.astype(float), free.argmax(axis=1), parent, entrant))
-        placed = np.column_stack([placed[parent], entrant])
-    return tuple(levels)
-
-
-def _top_k_sorted(scores: np.ndarray, temperature: float, places: int) -> np.ndarray:
-    """Exact Plackett-Luce top-`places` probabilities for races of equal size.
-
-    `scores` is (races, entrants), each row sorted best first, with more entrants than places.
-    Walks the ordered prefixes of the finishing order one position at a time: each unplaced
-    entrant wins the next position with its share of the unplaced entrants' strength.
-    """
-    # Strengths relative to the best unplaced entrant, never to the race leader: at low
-    # temperature the rest of the field underflows relative to the leader, never relative to
-    # the best of itself. As rows are sorted, the best unplaced entrant of a prefix is its
-    # lowest unplaced column, which is one of the first `places` columns in every race.
-    gap = np.minimum(scores[:, None, :] - scores[:, :places, None], 0.0)
-    strength = np.exp(gap / temperature)  # (races, best unplaced column, entrant)
-    result = np.zeros(scores.shape)
-    prefix_probability = np.ones((len(scores), 1))
-    levels = _prefix_levels(scores.shape[1], places)
-    for position, level in enumerate(levels):
-        # Prefix probability over total unplaced strength: all sums of non-negative terms,
-        # so no cancellation however lopsided the race.
-        per_strength = np.empty_like(prefix_probability)
-        for best in range(position + 1):
-            chosen = level.first_free == best
-            remaining = strength[:, best, :] @ level.free[chosen].T
-            per_strength[:, chosen] = prefix_probability[:, chosen] / remaining
-            result += strength[:, best, :] * (per_strength[:, chosen] @ level.free[chosen])
-        if position + 1 < places:
-            best = level.first_free[level.parent]
-            prefix_probability = per_strength[:, level.parent] * strength[:, best, level.entrant]
-    # Rounding can put a near-certain podium a hair above 1.
-    return np.minimum(result, 1.0)
-
-
-def _top_k_races(scores: np.ndarray, temperature: float, places: int) -> np.ndarray:
-    """`_top_k_sorted` for (races, entrants) scores in any order within each race."""
-    if scores.shape[1] <= places:
-        return np.ones(scores.shape)
-    order = np.argsort(-scores, axis=1, kind="stable")
-    ranked = _top_k_sorted(np.take_along_axis(scores, order, axis=1), temperature, places)
-    result = np.empty(scores.shape)
-    np.put_along_axis(result, order, ranked, axis=1)
-    return result
-
-
-def _check_temperature(temperature: float) -> None:
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be positive and finite, got {temperature}")
-
-
-def plackett_luce_top_k(
-    scores: np.ndarray, temperature: float = 1.0, places: int = PODIUM_PLACES
-) -> np.ndarray:
-    """Probability that each entrant of one race finishes in the first `places` positions.
-
-    Under Plackett-Luce the finishing order is drawn one position at a time, each remaining
-    entrant winning the next position with probability proportional to
-    exp(score / temperature). The result is exact and sums to min(places, entrants).
-    """
-    _check_temperature(temperature)
-    scores = np.asarray(scores, dtype=float)
-    if scores.ndim != 1:
-        raise ValueError(f"scores must be 1-D (one race), got shape {scores.shape}")
-    if not np.isfinite(scores).all():
-        raise ValueError("scores must be finite, got NaN or infinity")
-    return _top_k_races(scores[None, :], temperature, places)[0]
-
-
-def _race_layout(codes: np.ndarray) -> list[np.ndarray]:
-    """Row indices of every race, as one (races, entrants) array per distinct race size."""
-    entrants = np.bincount(codes)
-    rows_by_race = np.argsort(codes, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(entrants)[:-1]])
-    return [
-        rows_by_race[starts[entrants == size][:, None] + np.arange(size)]
-        for size in np.unique(entrants)
-    ]
-
-
-def _plackett_luce_layout(
-    layout: list[np.ndarray], scores: np.ndarray, temperature: float, places: int
-) -> np.ndarray:
-    result = np.empty(len(scores))
-    for rows in layout:
-        result[rows] = _top_k_races(scores[rows], temperature, places)
-    return result
-
-
-def plackett_luce_by_race(
-    race_ids: np.ndarray, scores: np.ndarray, temperature: float, places: int = PODIUM_PLACES
-) -> np.ndarray:
-    """`plackett_luce_top_k` for every race, aligned with the input rows."""
-    _check_temperature(temperature)
-    scores = np.asarray(scores, dtype=float)
-    codes = race_codes(race_ids, scores, "scores")
-    return _plackett_luce_layout(_race_layout(codes), scores, temperature, places)
-
-
 def fit_temperature(
     race_ids: np.ndarray, scores: np.ndarray, actual: np.ndarray, places: int = PODIUM_PLACES
 ) -> float:
@@ -236,10 +122,10 @@ def fit_temperature(
     if not np.isin(actual, (0.0, 1.0)).all():
         raise ValueError("actual must hold only 0 and 1")
     # Races are grouped once; the search evaluates the model a few dozen times.
-    layout = _race_layout(codes)
+    layout = race_layout(codes)
 
     def loss(log_temperature: float) -> float:
-        probability = _plackett_luce_layout(layout, scores, np.exp(log_temperature), places)
+        probability = plackett_luce_layout(layout, scores, np.exp(log_temperature), places)
         probability = np.clip(probability, _LOSS_EPS, 1.0 - _LOSS_EPS)
         return float(
             -np.mean(actual * np.log(probability) + (1.0 - actual) * np.log1p(-probability))
@@ -263,7 +149,11 @@ class PlackettLucePostProcessor:
         return True
 
     def fit(
-        self, race_ids: np.ndarray, scores: np.ndarray, actual: np.ndarray
+        self,
+        race_ids: np.ndarray,
+        scores: np.ndarray,
+        actual: np.ndarray,
+        finish_position: np.ndarray | None = None,
     ) -> PlackettLucePostProcessor:
         return PlackettLucePostProcessor(fit_temperature(race_ids, scores, actual))
 

@@ -21,6 +21,8 @@
     ('driver_name', 'varchar'),
     ('constructor_name', 'varchar'),
     ('podium_probability', 'double'),
+    ('win_probability', 'double'),
+    ('points_probability', 'double'),
     ('model_name', 'varchar'),
     ('model_version', 'varchar'),
     ('model_alias', 'varchar'),
@@ -74,6 +76,18 @@ forecasts_with_outcome as (
             when races_with_results.race_id is not null
                 then coalesce(by_driver_id.podium, by_driver_ref.podium, 0)
         end as actual_podium,
+        case
+            when races_with_results.race_id is not null
+                then coalesce(
+                    by_driver_id.finish_position, by_driver_ref.finish_position, 99
+                ) = 1
+        end::integer as actual_win,
+        case
+            when races_with_results.race_id is not null
+                then coalesce(
+                    by_driver_id.finish_position, by_driver_ref.finish_position, 99
+                ) <= 10
+        end::integer as actual_points,
         races_with_results.race_id is not null as has_result
     from forecasts
     left join races_with_results
