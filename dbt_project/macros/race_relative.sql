@@ -10,24 +10,29 @@
 
     column           a feature column of the relation, one row per (race, driver)
     higher_is_better false for positions and gaps, where smaller is better
+    suffix           places a variant of the feature instead, the relation's column
+                     `<column><suffix>` (a `_without_lineage` twin), as
+                     `<column>_race_rank<suffix>` and `<column>_gap_to_third<suffix>`: the
+                     twin of each of the feature's columns is its name plus the suffix
 -#}
-{%- macro race_relative(column, higher_is_better=true) -%}
+{%- macro race_relative(column, higher_is_better=true, suffix='') -%}
     {%- set direction = 'desc' if higher_is_better else 'asc' -%}
+    {%- set value = column ~ suffix -%}
     {%- set field -%}
-        partition by race_id order by {{ column }} {{ direction }} nulls last
+        partition by race_id order by {{ value }} {{ direction }} nulls last
     {%- endset -%}
     case
-        when {{ column }} is not null then cast(rank() over ({{ field }}) as integer)
-    end as {{ column }}_race_rank,
+        when {{ value }} is not null then cast(rank() over ({{ field }}) as integer)
+    end as {{ column }}_race_rank{{ suffix }},
     {#- rounded: a difference of two averages carries float noise (1e-17 instead of 0) -#}
     round(
     {%- if higher_is_better %}
-        {{ column }} - nth_value({{ column }}, 3) over (
+        {{ value }} - nth_value({{ value }}, 3) over (
             {{ field }} rows between unbounded preceding and unbounded following
         )
     {%- else %}
-        nth_value({{ column }}, 3) over (
+        nth_value({{ value }}, 3) over (
             {{ field }} rows between unbounded preceding and unbounded following
-        ) - {{ column }}
-    {%- endif %}, 6) as {{ column }}_gap_to_third
+        ) - {{ value }}
+    {%- endif %}, 6) as {{ column }}_gap_to_third{{ suffix }}
 {%- endmacro -%}

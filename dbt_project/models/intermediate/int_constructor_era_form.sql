@@ -1,6 +1,6 @@
 {#- Team modern points per car within the current regulation era only, from the team's earlier
-    races of the era: a reset wipes the slate, as it does for the teams. Null at the team's first
-    race of an era. -#}
+    races of the era (its lineage's: `team_history_keys`): a reset wipes the slate, as it does for
+    the teams. Null at the team's first race of an era. -#}
 with
 
 team_races as (
@@ -23,8 +23,11 @@ rolled as (
     select
         race_id,
         constructor_id,
-        {{ lagged_mean('modern_points', 'constructor_id, regulation_era', none, 'car_count') }}
-            as constructor_era_points_per_car
+    {%- for history in team_history_keys() %}
+        {{ lagged_mean(
+            'modern_points', history.partition_by ~ ', regulation_era', none, 'car_count'
+        ) }} as constructor_era_points_per_car{{ history.suffix }}{{ ',' if not loop.last }}
+    {%- endfor %}
     from team_races_in_era
 )
 

@@ -1,3 +1,5 @@
+{#- Team form from the team's previous races (its lineage's: `team_history_keys`), at team × race
+    grain. -#}
 with
 
 team_races as (
@@ -8,14 +10,16 @@ rolled as (
     select
         race_id,
         constructor_id,
-        {{ lagged_mean('podium_cars', 'constructor_id', 3, 'car_count') }}
-            as constructor_podium_rate_3,
-        {{ lagged_mean('podium_cars', 'constructor_id', 5, 'car_count') }}
-            as constructor_podium_rate_5,
-        {{ lagged_mean('podium_cars', 'constructor_id', 10, 'car_count') }}
-            as constructor_podium_rate_10,
-        {{ lagged_mean('mechanical_dnf_cars', 'constructor_id', 5, 'car_count') }}
-            as constructor_mechanical_dnf_rate_5
+    {%- for history in team_history_keys() %}
+        {{ lagged_mean('podium_cars', history.partition_by, 3, 'car_count') }}
+            as constructor_podium_rate_3{{ history.suffix }},
+        {{ lagged_mean('podium_cars', history.partition_by, 5, 'car_count') }}
+            as constructor_podium_rate_5{{ history.suffix }},
+        {{ lagged_mean('podium_cars', history.partition_by, 10, 'car_count') }}
+            as constructor_podium_rate_10{{ history.suffix }},
+        {{ lagged_mean('mechanical_dnf_cars', history.partition_by, 5, 'car_count') }}
+            as constructor_mechanical_dnf_rate_5{{ history.suffix }}{{ ',' if not loop.last }}
+    {%- endfor %}
     from team_races
 )
 

@@ -1,8 +1,8 @@
 {#- Team one-lap pace: the team's best first-session qualifying lap as % behind the race's
-    fastest first-session lap, averaged over the team's previous 3 races. Races without times
-    (most of 1996-2002 and everything before 1994) are skipped; with none in the window the
-    feature is null. Gaps are capped at var `qualifying_gap_cap_pct` (10 %): beyond that the lap
-    was aborted or wet. -#}
+    fastest first-session lap, averaged over the team's previous 3 races (its lineage's:
+    `team_history_keys`). Races without times (most of 1996-2002 and everything before 1994) are
+    skipped; with none in the window the feature is null. Gaps are capped at var
+    `qualifying_gap_cap_pct` (10 %): beyond that the lap was aborted or wet. -#}
 with
 
 qualifying as (
@@ -51,6 +51,7 @@ team_races_with_gap as (
     select
         team_races.race_id,
         team_races.constructor_id,
+        team_races.lineage_id,
         team_races.year,
         team_races.round,
         team_gap.qualifying_gap_pct
@@ -65,8 +66,10 @@ rolled as (
         race_id,
         constructor_id,
         qualifying_gap_pct,
-        {{ lagged_mean('qualifying_gap_pct', 'constructor_id', 3) }}
-            as constructor_qualifying_gap_pct_3
+    {%- for history in team_history_keys() %}
+        {{ lagged_mean('qualifying_gap_pct', history.partition_by, 3) }}
+            as constructor_qualifying_gap_pct_3{{ history.suffix }}{{ ',' if not loop.last }}
+    {%- endfor %}
     from team_races_with_gap
 )
 

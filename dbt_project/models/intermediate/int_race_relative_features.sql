@@ -2,7 +2,8 @@
     within the race and the gap to the race's third-best value (macro `race_relative`). Windows
     over the race's entries of values that are all known before the start, so nothing of the
     race itself enters. Built over the entries spine, so the field is exactly the race's
-    entrants; an entrant without a value is null and does not take a rank. -#}
+    entrants; an entrant without a value is null and does not take a rank. The team features are
+    placed twice, with and without the team lineage (`team_history_keys`). -#}
 with
 
 entries as (
@@ -39,9 +40,11 @@ pre_race_values as (
         entries.driver_id,
         driver_form.driver_podium_rate_10,
         driver_pace_form.driver_points_per_race_10,
-        constructor_pace_form.constructor_points_per_car_5,
-        constructor_pace_form.constructor_mean_start_5,
-        qualifying_pace.constructor_qualifying_gap_pct_3,
+        {%- for history in team_history_keys() %}
+            constructor_pace_form.constructor_points_per_car_5{{ history.suffix }},
+            constructor_pace_form.constructor_mean_start_5{{ history.suffix }},
+            qualifying_pace.constructor_qualifying_gap_pct_3{{ history.suffix }},
+        {%- endfor %}
         official_standings.driver_standings_points_share,
         practice_pace.practice_best_gap_pct,
         practice_pace.practice_team_best_gap_pct,
@@ -74,9 +77,11 @@ placed_in_field as (
         driver_id,
         {{ race_relative('driver_podium_rate_10') }},
         {{ race_relative('driver_points_per_race_10') }},
-        {{ race_relative('constructor_points_per_car_5') }},
-        {{ race_relative('constructor_mean_start_5', higher_is_better=false) }},
-        {{ race_relative('constructor_qualifying_gap_pct_3', higher_is_better=false) }},
+        {%- for history in team_history_keys() %}
+            {{ race_relative('constructor_points_per_car_5', suffix=history.suffix) }},
+            {{ race_relative('constructor_mean_start_5', false, history.suffix) }},
+            {{ race_relative('constructor_qualifying_gap_pct_3', false, history.suffix) }},
+        {%- endfor %}
         {{ race_relative('driver_standings_points_share') }},
         {{ race_relative('practice_best_gap_pct', higher_is_better=false) }},
         {{ race_relative('practice_team_best_gap_pct', higher_is_better=false) }},

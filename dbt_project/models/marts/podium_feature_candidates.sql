@@ -28,6 +28,22 @@ race_relative as (
     select * from {{ ref('int_race_relative_features') }}
 ),
 
+constructor_form as (
+    select * from {{ ref('int_constructor_form') }}
+),
+
+constructor_pace_form as (
+    select * from {{ ref('int_constructor_pace_form') }}
+),
+
+qualifying_pace as (
+    select * from {{ ref('int_constructor_qualifying_pace') }}
+),
+
+constructor_era_form as (
+    select * from {{ ref('int_constructor_era_form') }}
+),
+
 candidates as (
     select
         entries.race_id,
@@ -45,7 +61,30 @@ candidates as (
         race_relative.practice_best_gap_pct_ungated_race_rank,
         race_relative.practice_best_gap_pct_ungated_gap_to_third,
         race_relative.practice_team_best_gap_pct_ungated_race_rank,
-        race_relative.practice_team_best_gap_pct_ungated_gap_to_third
+        race_relative.practice_team_best_gap_pct_ungated_gap_to_third,
+        -- the team features rolled by Ergast constructor alone, as before the team lineage, so
+        -- the lineage itself can be measured
+        constructor_form.constructor_podium_rate_3_without_lineage,
+        constructor_form.constructor_podium_rate_5_without_lineage,
+        constructor_form.constructor_podium_rate_10_without_lineage,
+        constructor_form.constructor_mechanical_dnf_rate_5_without_lineage,
+        constructor_pace_form.constructor_points_per_car_3_without_lineage,
+        constructor_pace_form.constructor_points_per_car_5_without_lineage,
+        constructor_pace_form.constructor_points_per_car_10_without_lineage,
+        constructor_pace_form.constructor_mean_start_3_without_lineage,
+        constructor_pace_form.constructor_mean_start_5_without_lineage,
+        constructor_pace_form.constructor_mean_start_10_without_lineage,
+        constructor_pace_form.constructor_mean_finish_3_without_lineage,
+        constructor_pace_form.constructor_mean_finish_5_without_lineage,
+        constructor_pace_form.constructor_mean_finish_10_without_lineage,
+        qualifying_pace.constructor_qualifying_gap_pct_3_without_lineage,
+        constructor_era_form.constructor_era_points_per_car_without_lineage,
+        race_relative.constructor_points_per_car_5_race_rank_without_lineage,
+        race_relative.constructor_points_per_car_5_gap_to_third_without_lineage,
+        race_relative.constructor_mean_start_5_race_rank_without_lineage,
+        race_relative.constructor_mean_start_5_gap_to_third_without_lineage,
+        race_relative.constructor_qualifying_gap_pct_3_race_rank_without_lineage,
+        race_relative.constructor_qualifying_gap_pct_3_gap_to_third_without_lineage
     from entries
     left join drivers on entries.driver_id = drivers.driver_id
     left join constructors on entries.constructor_id = constructors.constructor_id
@@ -56,6 +95,18 @@ candidates as (
     left join race_relative
         on entries.race_id = race_relative.race_id
         and entries.driver_id = race_relative.driver_id
+    left join constructor_form
+        on entries.race_id = constructor_form.race_id
+        and entries.constructor_id = constructor_form.constructor_id
+    left join constructor_pace_form
+        on entries.race_id = constructor_pace_form.race_id
+        and entries.constructor_id = constructor_pace_form.constructor_id
+    left join qualifying_pace
+        on entries.race_id = qualifying_pace.race_id
+        and entries.constructor_id = qualifying_pace.constructor_id
+    left join constructor_era_form
+        on entries.race_id = constructor_era_form.race_id
+        and entries.constructor_id = constructor_era_form.constructor_id
 )
 
 select * from candidates
