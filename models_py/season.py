@@ -338,7 +338,12 @@ def replay(
             summary |= outcome_metrics(
                 race_ids,
                 scored[label_column].to_numpy(),
-                scored.rename(columns=lambda column: column.removesuffix("_probability")),
+                pd.DataFrame(
+                    {
+                        column.removesuffix("_probability"): scored[column].to_numpy()
+                        for column in serving.OUTPUT_COLUMNS
+                    }
+                ),
             )
             rows_out.append({"moment": moment, "model": label, "races": len(forecasts), **summary})
             print(

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -314,12 +315,19 @@ def log_trial_run(study: Any, trial: Any) -> None:
 
 
 def log_fold_metrics(results: list[FoldResult]) -> None:
-    """Per-fold metrics as steps of the candidate's own run (no nested runs)."""
-    for result in results:
-        mlflow.log_metrics(
-            {f"fold_{name}": value for name, value in result.metrics.items()},
-            step=result.fold.valid_year,
-        )
+    """Per-fold metrics as steps of the candidate's own run (no nested runs), in one call."""
+    from mlflow.entities import Metric
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("log fold metrics inside a run")
+    stamp = int(time.time() * 1000)
+    metrics = [
+        Metric(f"fold_{name}", float(value), stamp, result.fold.valid_year)
+        for result in results
+        for name, value in result.metrics.items()
+    ]
+    mlflow.MlflowClient().log_batch(run.info.run_id, metrics=metrics)
 
 
 def log_cv_artifacts(results: list[FoldResult], holdout: FoldResult) -> None:
@@ -329,6 +337,7 @@ def log_cv_artifacts(results: list[FoldResult], holdout: FoldResult) -> None:
     log_frame(pooled[OOF_COLUMNS], "cv_predictions.csv")
     log_frame(holdout.predictions, "holdout_predictions.csv")
     booster = getattr(holdout.model, "booster", None)
+    race_model = getattr(holdout.model, "race_model", None)
     with artifact_folder() as folder:
         figures = [
             roc_plot(pooled, folder / "roc_curve_cv.png", "ROC, pooled CV predictions"),
@@ -338,7 +347,10 @@ def log_cv_artifacts(results: list[FoldResult], holdout: FoldResult) -> None:
             ),
             distribution_plot(pooled, folder / "probability_by_class_cv.png", "pooled CV"),
         ]
-        if booster is not None:
+        if race_model is not None:
+            # A blend's LightGBM is the `lgbm` run's, whose importances that run plots.
+            figures.append(coefficient_plot(race_model, folder / "race_model_coefficients.png"))
+        elif booster is not None:
             figures += [
                 importance_plot(booster, "split", folder / "importance_split.png"),
                 importance_plot(booster, "gain", folder / "importance_gain.png"),
@@ -426,6 +438,22 @@ def importance_plot(booster: Any, kind: str, path: Path) -> Path:
     axes.barh(importance.index, importance.to_numpy())
     label = "number of splits" if kind == "split" else "total gain"
     axes.set(xlabel=label, title=f"feature importance by {kind}")
+    axes.tick_params(axis="y", labelsize=8)
+    return save_figure(figure, path)
+
+
+def coefficient_plot(race_model: Any, path: Path, largest: int = 30) -> Path:
+    """The race model's largest coefficients (per standard deviation of each input)."""
+    coefficients = pd.Series(race_model.coefficients, index=race_model.encoding.names())
+    shown = coefficients[coefficients.abs().sort_values().index[-largest:]]
+    figure, axes = pyplot().subplots(figsize=(7, 0.28 * len(shown) + 1.2))
+    colours = ["tab:blue" if value > 0 else "tab:red" for value in shown]
+    axes.barh(shown.index, shown.to_numpy(), color=colours)
+    axes.axvline(0, color="grey", linewidth=0.8)
+    axes.set(
+        xlabel="score per standard deviation (blue: stronger in the race)",
+        title=f"race model: the {len(shown)} largest of {len(coefficients)} coefficients",
+    )
     axes.tick_params(axis="y", labelsize=8)
     return save_figure(figure, path)
 

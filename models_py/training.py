@@ -222,10 +222,7 @@ def evaluate_candidate(
             }
         )
         mlflow.log_metrics(summary)
-        if detailed:
-            tracking.log_fold_runs(cv_results, {"model": recipe.name, "window": protocol.window})
-        else:
-            tracking.log_fold_metrics(cv_results)
+        tracking.log_fold_metrics(cv_results)
         tracking.log_cv_artifacts(cv_results, holdout)
     beaten = [
         f"beats the {key.removeprefix('cv_folds_beating_').replace('_', '-')} baseline in "
@@ -439,6 +436,7 @@ def train_moment(
             name=f"podium_features_{fold.train_years[0]}_{fold.train_years[-1]}",
         )
         mlflow.log_dict(recipe.to_dict(), "recipe.json")
+        tracking.log_fold_runs(served.results, {"model": recipe.name, "window": protocol.window})
         holdout_uri, holdout_difference = log_served(
             "holdout_model",
             recipe,

@@ -1,9 +1,10 @@
 """Benchmark serving: one race and a whole season, with the served model's code path.
 
 Side by side in one run: the LightGBM booster, its ONNX graph alone (onnxruntime), and the
-served pyfunc's `predict` (category encoding, the ONNX graph, calibration and per-race
-normalisation), single-race latency p50 / p99 and whole-season throughput. The model is the
-holdout fold's, fitted with the project defaults. No MLflow. Needs the warehouse.
+served pyfunc's `predict` (category encoding, the ONNX graph, the race model, the blend, the
+per-race normalisation and P(win) / P(points)), single-race latency p50 / p99 and whole-season
+throughput. The model is the holdout fold's blend, fitted with the project defaults. No MLflow.
+Needs the warehouse.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from models_py import serving
 from models_py.evaluation import CrossValidation
 from models_py.features import load_feature_spec, read_features
 from models_py.folds import protocol_folds
-from models_py.models import model_matrix, podium_recipe
+from models_py.models import blend_recipe, model_matrix
 from models_py.settings import Locations, Protocol
 
 
@@ -44,12 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     cv = CrossValidation(
         table, features, protocol.window, protocol.calibration_seasons, protocol.seed
     )
-    recipe = podium_recipe(features)
+    # The served kind: LightGBM's graph beside the race model (P(win), P(points), the blend).
+    recipe = blend_recipe(features)
     [result] = cv.run(recipe, [holdout])
     booster = result.model.booster
     served = serving.ServedModel()
     served.recipe, served.categories = recipe, cv.categories
     served.postprocessor = result.postprocessor
+    served.race_model = result.model.race_model
     served.session = serving.onnx_session(serving.to_onnx(booster, len(features)))
 
     past = table.past

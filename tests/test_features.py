@@ -39,7 +39,14 @@ def test_feature_list_comes_from_dbt_and_matches_the_tables(
     assert "constructor_qualifying_gap_pct_3" in spec.group_features("qualifying_pace")
     # Candidates live in their own model, read only on request.
     candidates = {name for name, column in spec.columns.items() if not column.is_default}
-    assert candidates == set(spec.group_features("identifiers", "practice_ungated"))
+    assert candidates == set(
+        spec.group_features("identifiers", "practice_ungated", "team_lineage_off")
+    )
+    # The team features without the lineage name the feature each replaces, and only those.
+    twins = spec.variants("team_lineage_off")
+    assert twins and set(twins) <= set(features)
+    assert all(twin == f"{name}_without_lineage" for name, twin in twins.items())
+    assert "constructor_podium_rate_5" in twins and "driver_podium_rate_10" not in twins
     assert {spec.columns[name].table for name in candidates} == {CANDIDATE_TABLE}
     assert {spec.columns[name].table for name in features} == {FEATURE_TABLE}
     assert "driver_identifier" in spec.categorical(tuple(candidates))

@@ -29,8 +29,8 @@ SERVED_ARTIFACTS = {
     "recipe.json",
     "cv_brier_by_season.csv",
     "plots/brier_by_season.png",
-    "plots/importance_split.png",
-    "plots/importance_gain.png",
+    # served runs have the race model in them (the blend, or LightGBM beside it)
+    "plots/race_model_coefficients.png",
 }
 CANDIDATES = (
     "baseline_rule",
@@ -85,8 +85,6 @@ def test_runs_params_tags_and_metrics(trained) -> None:
     # The default training runs no study and no research challenger.
     assert "study" not in by_role and "lgbm_ranker" not in by_role
     served = by_role["lgbm"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == served.info.run_id]
-    assert sorted(child.data.params["valid_season"] for child in children) == ["2022", "2023"]
 
     params = served.data.params
     assert (params["window"], params["test_season"]) == ("3", "2024")
@@ -112,6 +110,11 @@ def test_runs_params_tags_and_metrics(trained) -> None:
     blend = by_role["blend"]
     lift = served.data.metrics["cv_brier_mean"] - blend.data.metrics["cv_brier_mean"]
     assert chosen.data.tags["pitwall.role"] == ("blend" if lift > 0 else "lgbm_served")
+    # The served run has a nested run per fold; every candidate its fold metrics as steps.
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == chosen.info.run_id]
+    assert sorted(child.data.params["valid_season"] for child in children) == ["2022", "2023"]
+    history = client.get_metric_history(served.info.run_id, "fold_brier")
+    assert sorted(point.step for point in history) == [2022, 2023]
     assert lift == pytest.approx(blend.data.metrics["cv_brier_lift_vs_lgbm"])
     assert blend.data.params["postprocessing"].startswith("P(podium) = sigmoid(")
     for outcome in ("win", "points"):
