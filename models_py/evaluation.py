@@ -226,6 +226,11 @@ class CrossValidation:
             self._rows[fold] = (rows, self.matrix[valid], info.reset_index(drop=True))
         return self._rows[fold]
 
+    def forget_fits(self) -> None:
+        """Drop the fitted seasons kept for later recipes (a benchmark times fits afresh)."""
+        with self._seasons_lock:
+            self._seasons.clear()
+
     def score_season(self, make: Callable[[], PodiumModel], fold: Fold) -> SeasonScores:
         started = time.perf_counter()
         rows, valid_matrix, info = self.fold_rows(fold)

@@ -35,7 +35,16 @@ if TYPE_CHECKING:
     import matplotlib.figure
 
 MAX_PARAM_LENGTH = 6000
-OOF_COLUMNS = ["race_id", "driver_id", "year", "round", "probability", "actual"]
+OOF_COLUMNS = [
+    "race_id",
+    "driver_id",
+    "year",
+    "round",
+    "probability",
+    "win_probability",
+    "points_probability",
+    "actual",
+]
 CALIBRATION_BINS = 10
 
 

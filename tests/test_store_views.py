@@ -106,6 +106,8 @@ def test_store_views_keep_every_forecast_and_score_the_one_made_in_time(
     assert described == [
         *((name, DESCRIBED_TYPES[kind]) for name, kind in STORE_COLUMNS.items()),
         ("actual_podium", "INTEGER"),
+        ("actual_win", "INTEGER"),
+        ("actual_points", "INTEGER"),
         ("has_result", "BOOLEAN"),
     ]
 
