@@ -39,7 +39,7 @@ from mlflow.types import ColSpec, Schema
 from onnxmltools.convert.common.data_types import FloatTensorType
 
 from models_py import tracking
-from models_py.blend import OUTCOMES, derived_outcomes, postprocessor_from_dict
+from models_py.blend import OUTCOMES, outcomes, postprocessor_from_dict
 from models_py.models import Recipe, model_matrix
 from models_py.probability import PostProcessor
 from models_py.race_model import ConditionalLogit
@@ -145,12 +145,7 @@ def served_frame(
     postprocessor: PostProcessor, race_ids: np.ndarray, scores: np.ndarray
 ) -> pd.DataFrame:
     """The served probabilities of every row, as a served model returns them."""
-    own = getattr(postprocessor, "outcomes", None)
-    frame = (
-        own(race_ids, scores)
-        if own is not None
-        else derived_outcomes(race_ids, postprocessor.apply(race_ids, scores))
-    )
+    frame = outcomes(postprocessor, race_ids, scores)
     return frame.rename(columns=lambda outcome: f"{outcome}_probability")[list(OUTPUT_COLUMNS)]
 
 

@@ -318,7 +318,8 @@ def summary_table(runs: dict[str, CandidateRun]) -> str:
 
 
 # The candidates one of which is served: LightGBM alone, and LightGBM blended with the race model.
-SERVABLE = (PODIUM_MODEL, BLEND, f"{PODIUM_MODEL}_served")
+LIGHTGBM_SERVED = f"{PODIUM_MODEL}_served"  # LightGBM's P(podium) beside the race model
+SERVABLE = (PODIUM_MODEL, BLEND, LIGHTGBM_SERVED)
 
 
 def candidates(options: TrainOptions, features: tuple[str, ...], moment: str) -> list[Candidate]:
@@ -378,7 +379,7 @@ def served_candidate(
         f"({-lift:.5f} higher); the race model serves P(win) and P(points)",
         flush=True,
     )
-    recipe = replace(blended.candidate.recipe, name=f"{PODIUM_MODEL}_served", blend=False)
+    recipe = replace(blended.candidate.recipe, name=LIGHTGBM_SERVED, blend=False)
     candidate = Candidate(recipe, "LightGBM's P(podium); P(win) and P(points) by the race model")
     runs[recipe.name] = evaluate_candidate(candidate, context, protocol, runs)
     return runs[recipe.name]
